@@ -1,0 +1,116 @@
+"""The single source of defaults: data layout, sensor facts, synthesis ranges.
+
+Scripts read a configuration with `load_config(yaml_path, overrides)`: the defaults below, then a
+YAML file (read with `yaml.safe_load`), then `section.key=value` overrides from the command line.
+Unknown keys are errors, so a typo never silently falls back to a default.
+"""
+import copy
+
+import yaml
+
+# The colour filter array of the packed input, read row by row from the 2x2 Bayer block
+# [[G, B], [R, G]]. Packed channel k holds raw pixel (k // 2, k % 2) of every block.
+CFA = "GBRG"
+
+DEFAULTS = {
+    "data": {
+        # The original SMOID layout: dark input in train_he/, ground truth in gt_he/, same names.
+        # Synthetic inputs are stored raw (not equalised); `he` mode equalises them when read.
+        "input_dir": "0_data/train_he",
+        "gt_dir": "0_data/gt_he",
+        "lists_dir": "0_data",
+        # `he`: the original's global histogram equalisation over the whole clip, then / 65535.
+        # `linear`: (x - black) / (white - black) * ratio, then white balance (and colour matrix).
+        "normalization": "linear",
+        "ratio": None,  # exposure ratio for `linear`; None takes it from the clip's sidecar
+        "apply_ccm": True,  # `linear` only: camera RGB -> linear sRGB with the sidecar's matrix
+        "split_seed": 236,  # the original generate_file_list.py's np.random.seed
+        "split_fraction": 0.15,  # of the videos for validation, and again for test
+    },
+    "synthesis": {
+        "seed": 0,
+        "frames": 48,  # per clip
+        "height": 288,  # ground truth; the packed input is half of it on each side
+        "width": 512,
+        "ratio_range": [50, 300],  # exposure ratio, drawn log-uniformly per clip
+        "black_level": 256,  # 12-bit sensor values, stored in a uint16 container
+        "white_level": 4095,
+        "shot_gain_range": [0.25, 1.5],  # DN per photo-electron (ISO gain), log-uniform
+        "read_noise_range": [0.5, 2.0],  # DN, Gaussian, log-uniform
+        "row_noise_range": [0.0, 0.5],  # DN, one Gaussian offset per raw row per frame
+        "red_gain_range": [1.9, 2.4],  # as-shot white balance, Brooks et al. 2019
+        "blue_gain_range": [1.5, 1.9],
+        "brightness_mean": 0.8,  # overall gain 1 / N(mean, std) of the scene
+        "brightness_std": 0.1,
+    },
+}
+
+NORMALIZATIONS = ("he", "linear")
+
+
+def load_config(yaml_path=None, overrides=()):
+    """Defaults, updated by a YAML file and then by `section.key=value` strings."""
+    cfg = copy.deepcopy(DEFAULTS)
+    if yaml_path is not None:
+        with open(yaml_path) as f:
+            loaded = yaml.safe_load(f) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{yaml_path}: expected a mapping of sections, got {type(loaded).__name__}")
+        _merge(cfg, loaded, where=str(yaml_path))
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ValueError(f"override {item!r} is not of the form section.key=value")
+        *sections, leaf = key.split(".")
+        update = {leaf: yaml.safe_load(text)}
+        for section in reversed(sections):
+            update = {section: update}
+        _merge(cfg, update, where=f"override {item!r}")
+    validate(cfg)
+    return cfg
+
+
+def _merge(cfg, update, where):
+    for key, value in update.items():
+        if key not in cfg:
+            raise KeyError(f"{where}: unknown key {key!r}; known keys: {sorted(cfg)}")
+        if isinstance(cfg[key], dict):
+            if not isinstance(value, dict):
+                raise ValueError(f"{where}: {key!r} is a section and needs a mapping, got {value!r}")
+            _merge(cfg[key], value, where)
+        else:
+            cfg[key] = value
+
+
+def validate(cfg):
+    """Reject values that would fail later, before any work starts."""
+    data, synth = cfg["data"], cfg["synthesis"]
+    if data["normalization"] not in NORMALIZATIONS:
+        raise ValueError(f"data.normalization must be one of {NORMALIZATIONS}, got {data['normalization']!r}")
+    if data["ratio"] is not None and not data["ratio"] > 0:
+        raise ValueError(f"data.ratio must be positive or null, got {data['ratio']!r}")
+    if not 0 < data["split_fraction"] < 0.5:
+        raise ValueError(f"data.split_fraction must be in (0, 0.5), got {data['split_fraction']!r}")
+    for side in ("height", "width"):
+        if synth[side] % 2 or synth[side] < 2:
+            raise ValueError(f"synthesis.{side} must be even and positive (Bayer blocks are 2x2), got {synth[side]}")
+    if synth["frames"] < 1:
+        raise ValueError(f"synthesis.frames must be at least 1, got {synth['frames']}")
+    if not 0 <= synth["black_level"] < synth["white_level"] <= 65535:
+        raise ValueError("synthesis needs 0 <= black_level < white_level <= 65535")
+    for key in ("ratio_range", "shot_gain_range", "read_noise_range", "row_noise_range",
+                "red_gain_range", "blue_gain_range"):
+        low, high = synth[key]
+        if not 0 <= low <= high:
+            raise ValueError(f"synthesis.{key} must be [low, high] with 0 <= low <= high, got {synth[key]}")
+
+
+def add_arguments(parser):
+    """The two ways every script takes configuration: a YAML file, then single values."""
+    parser.add_argument("--config", metavar="FILE.yaml", help="YAML file of overrides of config.DEFAULTS")
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one value, e.g. --set data.normalization=he (applied after --config)")
+
+
+def from_args(args):
+    return load_config(args.config, args.set)

@@ -1,0 +1,213 @@
+"""Reading the dataset, shared by train and test: validated memory-mapped clips, file lists, and
+the two input normalisations (`he`, `linear`).
+
+A clip is a pair of npy files with the same name:
+    input        INPUT_DIR/NAME.npy  (F, H/2, W/2, 4) uint16, packed Bayer in config.CFA order
+    ground truth GT_DIR/NAME.npy     (F, H, W, 3) uint8 RGB
+and, optionally, a sidecar INPUT_DIR/NAME.json with the camera's black and white level, CFA,
+exposure ratio, frame rate, as-shot white balance and colour matrix.
+"""
+import contextlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+import config
+
+HE_BINS = 65536  # the original's histogram equalisation: 2**16 bins from the clip's min to max
+
+
+@contextlib.contextmanager
+def atomic_output(path):
+    """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds,
+    so that a crash never leaves a half-written file where a good one was."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")  # keeps the suffix for writers
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def packed_from_mosaic(raw):
+    """(..., H, W) Bayer mosaic -> (..., H/2, W/2, 4): channel k is pixel (k // 2, k % 2) of each block."""
+    return np.stack([raw[..., row::2, col::2] for row, col in ((0, 0), (0, 1), (1, 0), (1, 1))], axis=-1)
+
+
+def channel_index(letter):
+    """Packed channels that hold colour `letter` ('R', 'G' or 'B')."""
+    return [k for k, c in enumerate(config.CFA) if c == letter]
+
+
+# ---------------------------------------------------------------------------------------------
+# Files -> validated arrays
+
+
+def load_npy(path, dtype, what):
+    """Memory-map an npy file (never pickles) and check its dtype; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file ({what})")
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise ValueError(f"{path}: not a readable .npy file ({error})") from None
+    if array.dtype != dtype:
+        raise ValueError(f"{path}: {what} must be {np.dtype(dtype).name}, got {array.dtype.name}")
+    return array
+
+
+def load_packed_raw(path):
+    packed_raw = load_npy(path, np.uint16, "packed Bayer input")
+    if packed_raw.ndim != 4 or packed_raw.shape[-1] != 4 or 0 in packed_raw.shape:
+        raise ValueError(f"{path}: packed Bayer input must have shape (frames, H/2, W/2, 4), "
+                         f"got {packed_raw.shape}")
+    return packed_raw
+
+
+def load_gt_rgb(path, packed_shape, input_path):
+    gt_rgb = load_npy(path, np.uint8, "ground truth RGB")
+    frames, height, width, _ = packed_shape
+    if gt_rgb.shape != (frames, 2 * height, 2 * width, 3):
+        raise ValueError(f"{path}: ground truth must be (frames, 2 x packed height, 2 x packed width, 3) = "
+                         f"{(frames, 2 * height, 2 * width, 3)} to match {input_path}, got {gt_rgb.shape}")
+    return gt_rgb
+
+
+def sidecar_path(input_path):
+    return Path(input_path).with_suffix(".json")
+
+
+def load_sidecar(input_path):
+    """The clip's sidecar as a dict, or None when there is none."""
+    path = sidecar_path(input_path)
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(meta).__name__}")
+    if "cfa" in meta and meta["cfa"] != config.CFA:
+        raise ValueError(f"{path}: the packed input must be in {config.CFA} order, the sidecar says {meta['cfa']!r}")
+    return meta
+
+
+# ---------------------------------------------------------------------------------------------
+# Input normalisations: uint16 packed frames -> float32 in [0, 1]
+
+
+def he_lut(packed_raw, chunk_frames=16):
+    """The original's global histogram equalisation of a whole clip as a lookup table.
+
+    Same result as np.histogram(clip, 65536 bins from min to max) -> cdf scaled to 65535 ->
+    np.interp(clip, bin_lefts, cdf) / 65535, but from a streamed count of the uint16 values,
+    so the clip is never held in memory as floats."""
+    counts = np.zeros(65536, np.int64)
+    for start in range(0, len(packed_raw), chunk_frames):
+        counts += np.bincount(np.asarray(packed_raw[start:start + chunk_frames]).ravel(), minlength=65536)
+    present = np.flatnonzero(counts)
+    low, high = present[0], present[-1]
+    values = np.arange(low, high + 1)
+    hist, edges = np.histogram(values, HE_BINS, range=(low, high), weights=counts[low:high + 1])
+    cdf = np.cumsum(hist, dtype=np.float64)
+    cdf = (HE_BINS - 1) * cdf / cdf[-1]
+    lut = np.interp(np.arange(65536), edges[:-1], cdf) / 65535.0
+    return np.minimum(lut, 1.0).astype(np.float32)
+
+
+def linear_params(meta, data_cfg, where):
+    """Per-packed-channel offset and gain, and the colour matrix, of the `linear` mode."""
+    missing = [key for key in ("black_level", "white_level") if meta is None or key not in meta]
+    ratio = data_cfg["ratio"] if data_cfg["ratio"] is not None else (meta or {}).get("ratio")
+    if missing or ratio is None:
+        needs = missing + ([] if ratio is not None else ["ratio (or data.ratio in the config)"])
+        raise ValueError(f"{where}: linear normalisation needs {', '.join(needs)} from the sidecar "
+                         f"{sidecar_path(where)}; or use data.normalization=he")
+    black = np.broadcast_to(np.asarray(meta["black_level"], np.float32), (4,))
+    white = np.float32(meta["white_level"])
+    wb_gains = dict(zip("RGB", meta.get("wb_gains", [1.0, 1.0, 1.0])))
+    gains = np.array([wb_gains[c] for c in config.CFA], np.float32) * ratio / (white - black)
+    ccm = np.asarray(meta["ccm"], np.float32) if data_cfg["apply_ccm"] and "ccm" in meta else None
+    return black, gains, ccm
+
+
+def apply_ccm_packed(packed, ccm):
+    """Colour-correct packed Bayer per 2x2 block: (R, mean G, B) -> ccm @ rgb; both greens move by
+    the change of their mean, so the detail between them survives."""
+    r, b = packed[..., channel_index("R")[0]], packed[..., channel_index("B")[0]]
+    greens = channel_index("G")
+    g = packed[..., greens].mean(axis=-1)
+    rgb = np.stack([r, g, b], axis=-1) @ ccm.T
+    out = np.empty_like(packed)
+    out[..., channel_index("R")[0]] = rgb[..., 0]
+    out[..., channel_index("B")[0]] = rgb[..., 2]
+    out[..., greens] = packed[..., greens] + (rgb[..., 1] - g)[..., None]
+    return out
+
+
+def make_normalizer(packed_raw, meta, data_cfg, where):
+    """A function from uint16 packed frames of this clip to float32 network input in [0, 1]."""
+    if data_cfg["normalization"] == "he":
+        lut = he_lut(packed_raw)
+        return lambda frames: lut[frames]
+    black, gains, ccm = linear_params(meta, data_cfg, where)
+
+    def normalize(frames):
+        x = np.maximum(frames.astype(np.float32) - black, 0) * gains
+        if ccm is not None:
+            x = apply_ccm_packed(x, ccm)
+        return np.clip(x, 0.0, 1.0)
+    return normalize
+
+
+# ---------------------------------------------------------------------------------------------
+# Clips and file lists
+
+
+@dataclass
+class Clip:
+    name: str
+    packed_raw: np.ndarray  # memory-mapped (F, H/2, W/2, 4) uint16
+    gt_rgb: np.ndarray | None  # memory-mapped (F, H, W, 3) uint8, None without ground truth
+    meta: dict | None  # the sidecar
+    normalize: Callable[[np.ndarray], np.ndarray]  # uint16 frames -> float32 input in [0, 1]
+
+    @property
+    def fps(self):
+        return float((self.meta or {}).get("fps", 25.0))
+
+
+def open_clip(input_path, gt_path, data_cfg, name=None):
+    """Validate and memory-map one clip; `gt_path` may be None (or the input path: no ground truth)."""
+    packed_raw = load_packed_raw(input_path)
+    has_gt = gt_path is not None and Path(gt_path) != Path(input_path)
+    gt_rgb = load_gt_rgb(gt_path, packed_raw.shape, input_path) if has_gt else None
+    meta = load_sidecar(input_path)
+    normalize = make_normalizer(packed_raw, meta, data_cfg, input_path)
+    return Clip(name or Path(input_path).stem, packed_raw, gt_rgb, meta, normalize)
+
+
+def read_file_list(path):
+    """Lines `NAME GT_PATH INPUT_PATH` -> list of (name, gt_path, input_path)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file list (run generate_file_list.py first)")
+    entries = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            fields = line.split()
+            if len(fields) != 3:
+                raise ValueError(f"{path}:{number}: expected 'NAME GT_PATH INPUT_PATH', got {line!r}")
+            entries.append(tuple(fields))
+    return entries
+
+
+def open_list(path, data_cfg):
+    return [open_clip(input_path, gt_path, data_cfg, name) for name, gt_path, input_path in read_file_list(path)]

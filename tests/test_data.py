@@ -1,0 +1,141 @@
+"""Reading clips: validation errors that name the file, the `he` and `linear` normalisations."""
+import json
+
+import numpy as np
+import pytest
+
+import config
+import data
+
+
+def original_histeq(clip, bins=65536):
+    """The original's equalisation, written as the 2019 script did it."""
+    hist, edges = np.histogram(clip.flatten(), bins, density=True)
+    cdf = hist.cumsum()
+    cdf = 65535 * cdf / cdf[-1]
+    return np.interp(clip.flatten(), edges[:-1], cdf).reshape(clip.shape)
+
+
+def write_clip(folder, name, packed_raw, gt_rgb=None, meta=None):
+    (folder / "in").mkdir(exist_ok=True)
+    (folder / "gt").mkdir(exist_ok=True)
+    np.save(folder / "in" / f"{name}.npy", packed_raw)
+    if gt_rgb is not None:
+        np.save(folder / "gt" / f"{name}.npy", gt_rgb)
+    if meta is not None:
+        (folder / "in" / f"{name}.json").write_text(json.dumps(meta))
+    return folder / "in" / f"{name}.npy", folder / "gt" / f"{name}.npy"
+
+
+def linear_cfg(**data_overrides):
+    return config.load_config(overrides=[f"data.{k}={v}" for k, v in data_overrides.items()])["data"]
+
+
+@pytest.mark.parametrize("low, high", [(256, 4095), (0, 65535), (300, 310)])
+def test_he_lut_equals_the_original_equalisation(low, high):
+    clip = np.random.default_rng(0).integers(low, high + 1, (5, 6, 7, 4)).astype(np.uint16)
+    expected = np.minimum(original_histeq(clip) / 65535, 1.0)
+    np.testing.assert_allclose(data.he_lut(clip, chunk_frames=2)[clip], expected, atol=1e-6)
+
+
+def test_linear_normalisation_by_hand():
+    meta = {"black_level": 100, "white_level": 1100, "ratio": 10, "wb_gains": [2.0, 1.0, 1.5]}
+    black, gains, ccm = data.linear_params(meta, linear_cfg(apply_ccm=False), "clip")
+    assert ccm is None
+    frames = np.array([[[[150, 120, 130, 90]]]], np.uint16)  # G, B, R, G (the last below black)
+    normalize = data.make_normalizer(frames, meta, linear_cfg(apply_ccm=False), "clip")
+    expected = [50 / 1000 * 10, 20 / 1000 * 10 * 1.5, 30 / 1000 * 10 * 2.0, 0.0]
+    np.testing.assert_allclose(normalize(frames)[0, 0, 0], expected, rtol=1e-6)
+    # data.ratio in the config wins over the sidecar's
+    normalize = data.make_normalizer(frames, meta, linear_cfg(apply_ccm=False, ratio=1), "clip")
+    np.testing.assert_allclose(normalize(frames)[0, 0, 0, 0], 0.05, rtol=1e-6)
+
+
+def test_packed_colour_matrix_keeps_green_detail():
+    ccm = np.array([[1.5, -0.3, -0.2], [-0.2, 1.4, -0.2], [0.0, -0.5, 1.5]], np.float32)
+    packed = np.array([0.30, 0.20, 0.40, 0.34], np.float32)  # G1, B, R, G2
+    out = data.apply_ccm_packed(packed, ccm)
+    rgb = ccm @ np.array([0.40, 0.32, 0.20])
+    np.testing.assert_allclose(out, [0.30 + rgb[1] - 0.32, rgb[2], rgb[0], 0.34 + rgb[1] - 0.32], rtol=1e-5)
+
+
+def test_reader_errors_name_the_file(tmp_path):
+    good_raw, good_gt = np.zeros((2, 4, 6, 4), np.uint16), np.zeros((2, 8, 12, 3), np.uint8)
+    cfg = linear_cfg(normalization="he")
+    cases = [
+        ("dtype", good_raw.astype(np.float32), good_gt, "must be uint16, got float32"),
+        ("ndim", np.zeros((4, 6, 4), np.uint16), good_gt, r"shape \(frames, H/2, W/2, 4\)"),
+        ("gtshape", good_raw, np.zeros((2, 8, 10, 3), np.uint8), r"2 x packed width.*\(2, 8, 12, 3\)"),
+        ("frames", good_raw, np.zeros((3, 8, 12, 3), np.uint8), r"got \(3, 8, 12, 3\)"),
+        ("gtdtype", good_raw, good_gt.astype(np.uint16), "must be uint8"),
+    ]
+    for name, packed_raw, gt_rgb, message in cases:
+        input_path, gt_path = write_clip(tmp_path, name, packed_raw, gt_rgb)
+        with pytest.raises(ValueError, match=f"{name}.npy.*{message}"):
+            data.open_clip(input_path, gt_path, cfg)
+
+    input_path, gt_path = write_clip(tmp_path, "corrupt", good_raw, good_gt)
+    input_path.write_bytes(input_path.read_bytes()[:100])  # truncated mid-array
+    with pytest.raises(ValueError, match="corrupt.npy: not a readable .npy file"):
+        data.open_clip(input_path, gt_path, cfg)
+    input_path.write_bytes(b"not an npy file at all")
+    with pytest.raises(ValueError, match="corrupt.npy: not a readable .npy file"):
+        data.open_clip(input_path, gt_path, cfg)
+    with pytest.raises(FileNotFoundError, match="missing.npy: no such file"):
+        data.open_clip(tmp_path / "missing.npy", None, cfg)
+
+
+def test_linear_mode_needs_a_sidecar(tmp_path):
+    input_path, gt_path = write_clip(tmp_path, "bare", np.zeros((1, 2, 2, 4), np.uint16), np.zeros((1, 4, 4, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"bare.npy: linear normalisation needs black_level, white_level, ratio.*bare.json"):
+        data.open_clip(input_path, gt_path, linear_cfg())
+    data.open_clip(input_path, gt_path, linear_cfg(normalization="he"))  # fine without one
+    (tmp_path / "in" / "bare.json").write_text("{broken")
+    with pytest.raises(ValueError, match="bare.json: not valid JSON"):
+        data.open_clip(input_path, gt_path, linear_cfg())
+    (tmp_path / "in" / "bare.json").write_text(json.dumps({"cfa": "RGGB", "black_level": 0, "white_level": 1}))
+    with pytest.raises(ValueError, match="bare.json: the packed input must be in GBRG order"):
+        data.open_clip(input_path, gt_path, linear_cfg())
+
+
+def test_input_without_ground_truth(tmp_path):
+    input_path, _ = write_clip(tmp_path, "own", np.ones((1, 2, 2, 4), np.uint16))
+    clip = data.open_clip(input_path, input_path, linear_cfg(normalization="he"))  # customized_list style
+    assert clip.gt_rgb is None and clip.name == "own"
+
+
+def test_atomic_output_keeps_the_old_file_on_a_crash(tmp_path):
+    target = tmp_path / "result.npy"
+    np.save(target, np.arange(3))
+    with pytest.raises(RuntimeError):
+        with data.atomic_output(target) as tmp:
+            np.save(tmp, np.arange(1000))
+            raise RuntimeError("crash mid-write")
+    assert np.load(target).tolist() == [0, 1, 2]
+    assert list(tmp_path.iterdir()) == [target]
+    with data.atomic_output(target) as tmp:
+        np.save(tmp, np.arange(4))
+    assert np.load(target).tolist() == [0, 1, 2, 3]
+
+
+def test_file_list_parsing(tmp_path):
+    (tmp_path / "list").write_text("a gt/a.npy in/a.npy\n\nb gt/b.npy in/b.npy\n")
+    assert data.read_file_list(tmp_path / "list") == [("a", "gt/a.npy", "in/a.npy"), ("b", "gt/b.npy", "in/b.npy")]
+    (tmp_path / "bad").write_text("a gt/a.npy\n")
+    with pytest.raises(ValueError, match=r"bad:1: expected 'NAME GT_PATH INPUT_PATH'"):
+        data.read_file_list(tmp_path / "bad")
+
+
+def test_config_rejects_unknown_and_bad_values(tmp_path):
+    with pytest.raises(KeyError, match="unknown key 'normalisation'"):
+        config.load_config(overrides=["data.normalisation=he"])
+    with pytest.raises(ValueError, match="data.normalization must be one of"):
+        config.load_config(overrides=["data.normalization=gamma"])
+    with pytest.raises(ValueError, match="synthesis.height must be even"):
+        config.load_config(overrides=["synthesis.height=31"])
+    (tmp_path / "c.yaml").write_text("data:\n  normalization: he\nsynthesis:\n  frames: 7\n")
+    cfg = config.load_config(tmp_path / "c.yaml", ["synthesis.frames=9"])
+    assert cfg["data"]["normalization"] == "he" and cfg["synthesis"]["frames"] == 9  # command line wins
+    (tmp_path / "evil.yaml").write_text("data: !!python/object/apply:os.system ['true']\n")
+    with pytest.raises(Exception, match="could not determine a constructor"):
+        config.load_config(tmp_path / "evil.yaml")
