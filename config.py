@@ -43,7 +43,36 @@ DEFAULTS = {
         "brightness_mean": 0.8,  # overall gain 1 / N(mean, std) of the scene
         "brightness_std": 0.1,
     },
+    "model": {
+        "depth": 3,  # poolings: channels base * 2**level, e.g. 32, 64, 128 and 256 at the bottom
+        "base_channels": 32,
+        "temporal_kernel": 3,  # 1 runs the same U-Net per frame (the SID-style 2D baseline)
+        "resnet": False,  # residual blocks in place of every conv pair after the first
+        "mixed_bfloat16": False,  # bf16 compute, float32 weights and outputs
+    },
+    "gan": {
+        "enabled": False,  # add the per-frame discriminator; generator loss = loss.terms + adversarial
+        "adversarial_weight": 1.0,  # the original added the adversarial loss to L1 unweighted
+        "channels": [8, 16, 32, 64],  # per block: two 3x3 conv + batch-norm + lrelu, then a stride-2 conv
+        "dense_units": [4096, 256],  # then a single raw logit
+    },
+    "loss": {
+        # The total loss is the weighted sum of these terms: l1, region, structure, vgg.
+        # Multi-loss 1: {structure: 1, region: 1, vgg: 0.01}; multi-loss 2: {l1: 1, structure: 1, region: 1}.
+        "terms": {"l1": 1.0},
+        "region_threshold": 0.7,  # ground-truth luminance below it is "dark"
+        "region_weights": [4.0, 1.0],  # dark : bright
+        "ms_ssim": False,  # structure = 1 - SSIM, plus 1 - MS-SSIM when true (frames >= 161 px)
+        # VGG19 ImageNet weights (Keras' "notop" .h5). None looks in the Keras cache, ~/.keras/models.
+        "vgg_weights": None,
+    },
 }
+
+MAPPING_VALUES = {("loss", "terms")}  # mappings that an override replaces whole, not key by key
+LOSS_TERMS = ("l1", "region", "structure", "vgg")
+DEPTHS = (2, 3, 4)
+LEAKY_SLOPE = 0.2  # leaky ReLU of every conv, as in the original
+
 
 NORMALIZATIONS = ("he", "linear")
 
@@ -70,14 +99,14 @@ def load_config(yaml_path=None, overrides=()):
     return cfg
 
 
-def _merge(cfg, update, where):
+def _merge(cfg, update, where, path=()):
     for key, value in update.items():
         if key not in cfg:
             raise KeyError(f"{where}: unknown key {key!r}; known keys: {sorted(cfg)}")
-        if isinstance(cfg[key], dict):
+        if isinstance(cfg[key], dict) and path + (key,) not in MAPPING_VALUES:
             if not isinstance(value, dict):
                 raise ValueError(f"{where}: {key!r} is a section and needs a mapping, got {value!r}")
-            _merge(cfg[key], value, where)
+            _merge(cfg[key], value, where, path + (key,))
         else:
             cfg[key] = value
 
@@ -98,6 +127,17 @@ def validate(cfg):
         raise ValueError(f"synthesis.frames must be at least 1, got {synth['frames']}")
     if not 0 <= synth["black_level"] < synth["white_level"] <= 65535:
         raise ValueError("synthesis needs 0 <= black_level < white_level <= 65535")
+    model = cfg["model"]
+    if model["depth"] not in DEPTHS:
+        raise ValueError(f"model.depth must be one of {DEPTHS}, got {model['depth']!r}")
+    if model["base_channels"] < 1 or model["temporal_kernel"] < 1 or model["temporal_kernel"] % 2 == 0:
+        raise ValueError("model.base_channels must be positive and model.temporal_kernel odd and positive")
+    terms = cfg["loss"]["terms"]
+    if not isinstance(terms, dict) or not terms:
+        raise ValueError(f"loss.terms must be a non-empty mapping of {{name: weight}}, got {terms!r}")
+    unknown = sorted(set(terms) - set(LOSS_TERMS))
+    if unknown:
+        raise ValueError(f"loss.terms: unknown loss {unknown[0]!r}; known losses: {', '.join(LOSS_TERMS)}")
     for key in ("ratio_range", "shot_gain_range", "read_noise_range", "row_noise_range",
                 "red_gain_range", "blue_gain_range"):
         low, high = synth[key]

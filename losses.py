@@ -1,0 +1,142 @@
+"""Every loss of the original, on video tensors (batch, frames, H, W, 3) in [0, 1].
+
+Each loss returns one value per example, shape (batch,), so that a distributed training step can
+average over the global batch. `make_loss(loss_cfg)` builds the weighted sum named in config:
+    loss.terms: {l1: 1}                             the baseline
+    loss.terms: {structure: 1, region: 1, vgg: 0.01}  multi-loss 1
+    loss.terms: {l1: 1, structure: 1, region: 1}      multi-loss 2
+"""
+import os
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+import config
+
+SSIM = {"max_val": 1.0, "filter_size": 11, "filter_sigma": 1.5, "k1": 0.01, "k2": 0.03}
+LUMA = (0.2126, 0.7152, 0.0722)  # BT.709, also the brightness of the MABD metric
+VGG_LAYERS = ("block1_conv2", "block2_conv2", "block3_conv2", "block4_conv2")  # relu1_2 ... relu4_2
+VGG_WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"  # Keras' own name for it
+IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
+
+
+def _per_example_mean(x):
+    return tf.reduce_mean(tf.reshape(x, (tf.shape(x)[0], -1)), axis=1)
+
+
+def frames_as_batch(video):
+    """(B, F, H, W, C) -> (B * F, H, W, C): image operations then work per frame."""
+    shape = tf.shape(video)
+    return tf.reshape(video, tf.concat([[shape[0] * shape[1]], shape[2:]], axis=0))
+
+
+def per_example(per_frame, batch):
+    """(B * F,) -> (B,): the mean over each example's frames."""
+    return tf.reduce_mean(tf.reshape(per_frame, (batch, -1)), axis=1)
+
+
+def l1_loss(gt_rgb, rgb):
+    return _per_example_mean(tf.abs(rgb - gt_rgb))
+
+
+def region_loss(gt_rgb, rgb, threshold, weights):
+    """Weighted mean absolute error of dark and bright pixels, each averaged over its own pixels.
+
+    The mask comes from the ground truth's luminance (the original took it from the network output,
+    which lets the network move pixels between regions to lower its own loss)."""
+    dark = tf.cast(tf.tensordot(gt_rgb, tf.constant(LUMA, gt_rgb.dtype), axes=1) < threshold, rgb.dtype)
+    error = tf.reduce_sum(tf.abs(rgb - gt_rgb), axis=-1)  # summed over RGB: /3 below gives the mean
+    terms = []
+    for mask, weight in ((dark, weights[0]), (1.0 - dark, weights[1])):
+        count = tf.reduce_sum(tf.reshape(mask, (tf.shape(mask)[0], -1)), axis=1)
+        total = tf.reduce_sum(tf.reshape(mask * error, (tf.shape(mask)[0], -1)), axis=1)
+        terms.append(weight * total / tf.maximum(3.0 * count, 1.0))
+    return terms[0] + terms[1]
+
+
+def ssim(gt_rgb, rgb):
+    """Mean SSIM per example: Gaussian window 11, sigma 1.5, per frame, then over frames."""
+    return per_example(tf.image.ssim(frames_as_batch(gt_rgb), frames_as_batch(rgb), **SSIM), tf.shape(rgb)[0])
+
+
+def structure_loss(gt_rgb, rgb, ms_ssim=False):
+    loss = 1.0 - ssim(gt_rgb, rgb)
+    if ms_ssim:
+        ms = tf.image.ssim_multiscale(frames_as_batch(gt_rgb), frames_as_batch(rgb), **SSIM)
+        loss += 1.0 - per_example(ms, tf.shape(rgb)[0])
+    return loss
+
+
+def vgg_weights_path(loss_cfg):
+    """The VGG19 weights file from config, else Keras' cache; never downloads."""
+    keras_cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
+    path = Path(loss_cfg["vgg_weights"] or keras_cache / VGG_WEIGHTS_FILE)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"VGG19 weights not found at {path}. The vgg loss needs Keras' ImageNet VGG19 weights without "
+            f"the top ({VGG_WEIGHTS_FILE}, 80 MB). On a machine with internet access run "
+            "`python -c \"import keras; keras.applications.VGG19(include_top=False)\"`, copy "
+            f"~/.keras/models/{VGG_WEIGHTS_FILE} here, and set loss.vgg_weights to its path "
+            f"(or put it in the Keras cache, {keras_cache}). Nothing is downloaded at run time.")
+    return path
+
+
+def build_vgg_features(weights_path):
+    """VGG19 up to relu4_2, returning the original's four feature maps."""
+    vgg = keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3))
+    vgg.load_weights(weights_path)
+    vgg.trainable = False
+    return keras.Model(vgg.input, [vgg.get_layer(name).output for name in VGG_LAYERS], name="vgg_features")
+
+
+def vgg_loss(features, gt_rgb, rgb):
+    """L1 between VGG19 features of output and ground truth: the image itself and relu1_2 .. relu4_2,
+    each weighted 1. Images go in as Keras' VGG19 was trained: 0-255, BGR, ImageNet mean removed."""
+    batch = tf.shape(rgb)[0]
+
+    def prepare(video):
+        return frames_as_batch(video)[..., ::-1] * 255.0 - tf.constant(IMAGENET_MEAN_BGR, video.dtype)
+
+    gt_in, out_in = prepare(gt_rgb), prepare(rgb)
+    loss = per_example(tf.reduce_mean(tf.abs(gt_in - out_in), axis=[1, 2, 3]), batch)
+    for gt_feature, out_feature in zip(features(gt_in), features(out_in)):
+        diff = tf.reduce_mean(tf.abs(tf.cast(gt_feature, tf.float32) - tf.cast(out_feature, tf.float32)), axis=[1, 2, 3])
+        loss += per_example(diff, batch)
+    return loss
+
+
+def generator_adversarial_loss(fake_logits, batch):
+    """Sigmoid cross-entropy of the discriminator's per-frame logits against 'real'."""
+    ce = tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(fake_logits), fake_logits)
+    return per_example(ce[:, 0], batch)
+
+
+def discriminator_loss(real_logits, fake_logits, batch):
+    real = tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(real_logits), real_logits)
+    fake = tf.nn.sigmoid_cross_entropy_with_logits(tf.zeros_like(fake_logits), fake_logits)
+    return per_example(real[:, 0] + fake[:, 0], batch)
+
+
+def make_loss(loss_cfg):
+    """The configured mix: a function (gt_rgb, rgb) -> (total per example, {term: per example})."""
+    terms = {}
+    for name in loss_cfg["terms"]:
+        if name == "l1":
+            terms[name] = l1_loss
+        elif name == "region":
+            terms[name] = lambda gt, out: region_loss(gt, out, loss_cfg["region_threshold"], loss_cfg["region_weights"])
+        elif name == "structure":
+            terms[name] = lambda gt, out: structure_loss(gt, out, loss_cfg["ms_ssim"])
+        elif name == "vgg":
+            features = build_vgg_features(vgg_weights_path(loss_cfg))
+            terms[name] = lambda gt, out: vgg_loss(features, gt, out)
+        else:
+            raise ValueError(f"unknown loss {name!r}; known losses: {', '.join(config.LOSS_TERMS)}")
+
+    def total_loss(gt_rgb, rgb):
+        gt_rgb, rgb = tf.cast(gt_rgb, tf.float32), tf.cast(rgb, tf.float32)
+        values = {name: term(gt_rgb, rgb) for name, term in terms.items()}
+        return tf.add_n([loss_cfg["terms"][name] * value for name, value in values.items()]), values
+
+    return total_loss

@@ -1,0 +1,129 @@
+"""The 3D U-Net (plain or with residual blocks) and the per-frame GAN discriminator.
+
+    python network.py [--config FILE] [--set model.depth=4 ...]   prints the configured model
+
+Input: packed Bayer video (batch, frames, H/2, W/2, 4). Output: sRGB (batch, frames, H, W, 3).
+Every level has two 3x3x3 convolutions with leaky ReLU 0.2; the U-Net pools and up-samples each
+frame on its own (2x2), never in time; the head is a 1x1x1 convolution to 12 channels followed by
+depth-to-space per frame. Sizes that are not multiples of 2**depth work: pooling rounds up and
+each up-sampled map is cropped to its skip connection, as the original did.
+"""
+import argparse
+
+import keras
+from keras import layers, ops
+
+import config
+
+SERIALIZABLE = "dark_video"
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZABLE)
+class CropToMatch(layers.Layer):
+    """Crop (B, F, H, W, C) to the height and width of a reference tensor."""
+
+    def call(self, x, reference):
+        shape = ops.shape(reference)
+        return x[:, :, :shape[2], :shape[3], :]
+
+    def compute_output_shape(self, x_shape, reference_shape):
+        return x_shape[:2] + reference_shape[2:4] + x_shape[4:]
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZABLE)
+class DepthToSpace(layers.Layer):
+    """(B, F, h, w, 4C) -> (B, F, 2h, 2w, C) per frame, in tf.nn.depth_to_space's channel order."""
+
+    def call(self, x):
+        x = ops.cast(x, self.compute_dtype)
+        batch, frames, height, width, channels = ops.shape(x)
+        x = ops.reshape(x, (batch, frames, height, width, 2, 2, channels // 4))
+        x = ops.transpose(x, (0, 1, 2, 4, 3, 5, 6))
+        return ops.reshape(x, (batch, frames, 2 * height, 2 * width, channels // 4))
+
+    def compute_output_shape(self, shape):
+        double = lambda n: None if n is None else 2 * n  # noqa: E731
+        return (shape[0], shape[1], double(shape[2]), double(shape[3]), shape[4] // 4)
+
+
+def _conv(x, channels, kernel, name, dtype):
+    return layers.Conv3D(channels, kernel, padding="same", name=name, dtype=dtype)(x)
+
+
+def _lrelu(x, name, dtype):
+    return layers.LeakyReLU(config.LEAKY_SLOPE, name=name, dtype=dtype)(x)
+
+
+def conv_pair(x, channels, kernel, name, dtype):
+    x = _lrelu(_conv(x, channels, kernel, f"{name}_conv1", dtype), f"{name}_act1", dtype)
+    return _lrelu(_conv(x, channels, kernel, f"{name}_conv2", dtype), f"{name}_act2", dtype)
+
+
+def residual_block(x, channels, kernel, name, dtype):
+    """conv + lrelu, conv, add the (projected) input, lrelu."""
+    shortcut = x if x.shape[-1] == channels else _conv(x, channels, 1, f"{name}_project", dtype)
+    y = _lrelu(_conv(x, channels, kernel, f"{name}_conv1", dtype), f"{name}_act1", dtype)
+    y = _conv(y, channels, kernel, f"{name}_conv2", dtype)
+    return _lrelu(layers.Add(name=f"{name}_add", dtype=dtype)([y, shortcut]), f"{name}_act2", dtype)
+
+
+def dtype_policy(model_cfg):
+    return "mixed_bfloat16" if model_cfg["mixed_bfloat16"] else "float32"
+
+
+def build_unet(model_cfg):
+    """The generator: a Keras functional model for any batch, frame count and size."""
+    depth, base = model_cfg["depth"], model_cfg["base_channels"]
+    kernel = (model_cfg["temporal_kernel"], 3, 3)
+    dtype = dtype_policy(model_cfg)
+    packed_raw = keras.Input((None, None, None, 4), name="packed_raw")
+    x, skips = packed_raw, []
+    for level in range(depth + 1):
+        block = residual_block if model_cfg["resnet"] and level > 0 else conv_pair
+        x = block(x, base * 2**level, kernel, f"down{level}", dtype)
+        if level < depth:
+            skips.append(x)
+            x = layers.MaxPooling3D((1, 2, 2), padding="same", name=f"pool{level}", dtype=dtype)(x)
+    for level in reversed(range(depth)):
+        channels = base * 2**level
+        up = layers.Conv3DTranspose(channels, (1, 2, 2), strides=(1, 2, 2), use_bias=False,
+                                    kernel_initializer=keras.initializers.RandomNormal(stddev=0.02),
+                                    name=f"up{level}", dtype=dtype)(x)
+        up = CropToMatch(name=f"crop{level}", dtype=dtype)(up, skips[level])
+        x = layers.Concatenate(name=f"concat{level}", dtype=dtype)([up, skips[level]])
+        block = residual_block if model_cfg["resnet"] else conv_pair
+        x = block(x, channels, kernel, f"dec{level}", dtype)
+    x = _conv(x, 12, 1, "head", dtype)
+    rgb = DepthToSpace(name="rgb", dtype="float32")(x)
+    return keras.Model(packed_raw, rgb, name="resnet_unet" if model_cfg["resnet"] else "unet")
+
+
+def build_discriminator(gan_cfg, frame_height, frame_width, bf16=False):
+    """Per-frame 2D discriminator on (N, H, W, 3) frames -> (N, 1) raw logits (no activation)."""
+    dtype = "mixed_bfloat16" if bf16 else "float32"
+    frames = keras.Input((frame_height, frame_width, 3), name="rgb_frames")
+    x = frames
+    for block, channels in enumerate(gan_cfg["channels"]):
+        for i in (1, 2):
+            x = layers.Conv2D(channels, 3, padding="same", use_bias=False, name=f"d{block}_conv{i}", dtype=dtype)(x)
+            x = layers.BatchNormalization(name=f"d{block}_bn{i}", dtype=dtype)(x)
+            x = layers.LeakyReLU(config.LEAKY_SLOPE, name=f"d{block}_act{i}", dtype=dtype)(x)
+        x = layers.Conv2D(channels, 3, strides=2, padding="same", name=f"d{block}_down", dtype=dtype)(x)
+        x = layers.LeakyReLU(config.LEAKY_SLOPE, name=f"d{block}_act_down", dtype=dtype)(x)
+    x = layers.Flatten(name="flatten", dtype=dtype)(x)
+    for i, units in enumerate(gan_cfg["dense_units"]):
+        x = layers.LeakyReLU(config.LEAKY_SLOPE, name=f"dense{i}_act", dtype=dtype)(
+            layers.Dense(units, name=f"dense{i}", dtype=dtype)(x))
+    logit = layers.Dense(1, name="logit", dtype="float32")(x)
+    return keras.Model(frames, logit, name="discriminator")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    config.add_arguments(parser)
+    cfg = config.from_args(parser.parse_args(argv))
+    build_unet(cfg["model"]).summary(line_length=110)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""losses.py: SSIM against scikit-image, the region loss by hand, VGG and the combinator."""
+import h5py
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from skimage.metrics import structural_similarity
+
+import config
+import losses
+
+
+def loss_cfg(**changes):
+    return config.load_config(overrides=[f"loss.{k}={v}" for k, v in changes.items()])["loss"]
+
+
+def smooth_video(rng, shape):
+    noise = rng.random(shape)
+    return np.clip(0.5 * noise + 0.5 * np.roll(noise, 1, axis=-2), 0, 1).astype(np.float32)
+
+
+def test_ssim_agrees_with_scikit_image():
+    rng = np.random.default_rng(0)
+    gt_rgb = smooth_video(rng, (2, 3, 40, 48, 3))
+    rgb = np.clip(gt_rgb + rng.normal(0, 0.1, gt_rgb.shape), 0, 1).astype(np.float32)
+    expected = [np.mean([structural_similarity(gt_rgb[b, f], rgb[b, f], data_range=1.0, channel_axis=-1,
+                                               gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+                         for f in range(3)]) for b in range(2)]
+    np.testing.assert_allclose(losses.ssim(gt_rgb, rgb).numpy(), expected, atol=1e-3)
+    np.testing.assert_allclose(losses.structure_loss(gt_rgb, rgb).numpy(), 1 - np.array(expected), atol=1e-3)
+
+
+def test_region_loss_by_hand():
+    gt_rgb = np.array([[0.1, 0.1, 0.1], [0.9, 0.9, 0.9], [0.2, 0.3, 0.1]], np.float32).reshape(1, 1, 1, 3, 3)
+    rgb = np.array([[0.2, 0.1, 0.1], [0.9, 0.6, 0.9], [0.2, 0.3, 0.4]], np.float32).reshape(1, 1, 1, 3, 3)
+    # Pixels 1 and 3 are dark (luminance < 0.7): mean |error| over their 6 values = (0.1 + 0.3) / 6.
+    # Pixel 2 is bright: mean |error| over its 3 values = 0.3 / 3.
+    expected = 4 * (0.4 / 6) + 1 * (0.3 / 3)
+    np.testing.assert_allclose(losses.region_loss(gt_rgb, rgb, 0.7, [4, 1]).numpy(), [expected], rtol=1e-5)
+    all_dark = losses.region_loss(gt_rgb * 0.1, rgb * 0.1, 0.7, [4, 1]).numpy()  # no bright pixel: no NaN
+    np.testing.assert_allclose(all_dark, [4 * np.abs(rgb - gt_rgb).mean() * 0.1], rtol=1e-5)
+
+
+def test_combinator_weights_the_configured_terms():
+    rng = np.random.default_rng(1)
+    gt_rgb, rgb = smooth_video(rng, (2, 2, 24, 24, 3)), smooth_video(rng, (2, 2, 24, 24, 3))
+    total, terms = losses.make_loss(loss_cfg(terms={"l1": 1, "structure": 0.5, "region": 2}))(gt_rgb, rgb)
+    assert sorted(terms) == ["l1", "region", "structure"] and total.shape == (2,)
+    expected = np.abs(rgb - gt_rgb).reshape(2, -1).mean(1) + 0.5 * terms["structure"] + 2 * terms["region"]
+    np.testing.assert_allclose(total.numpy(), expected, rtol=1e-5)
+    with pytest.raises(ValueError, match="unknown loss 'perceptual'; known losses: l1, region, structure, vgg"):
+        config.load_config(overrides=["loss.terms={perceptual: 1}"])
+
+
+def test_ms_ssim_adds_to_the_structure_loss():
+    rng = np.random.default_rng(2)
+    gt_rgb = smooth_video(rng, (1, 1, 176, 176, 3))
+    rgb = np.clip(gt_rgb + rng.normal(0, 0.05, gt_rgb.shape), 0, 1).astype(np.float32)
+    plain, both = losses.structure_loss(gt_rgb, rgb), losses.structure_loss(gt_rgb, rgb, ms_ssim=True)
+    ms = tf.image.ssim_multiscale(gt_rgb[0], rgb[0], **losses.SSIM).numpy().mean()
+    np.testing.assert_allclose(both.numpy(), plain.numpy() + 1 - ms, rtol=1e-5)
+
+
+def test_adversarial_losses_by_hand():
+    logits = tf.constant([[0.0], [2.0], [-1.0], [1.0]])  # 2 examples x 2 frames
+    softplus = lambda x: np.log1p(np.exp(x))  # noqa: E731; CE(real) = softplus(-x), CE(fake) = softplus(x)
+    np.testing.assert_allclose(losses.generator_adversarial_loss(logits, 2).numpy(),
+                               [(softplus(0) + softplus(-2)) / 2, (softplus(1) + softplus(-1)) / 2], rtol=1e-5)
+    d = losses.discriminator_loss(logits, -logits, 2).numpy()
+    np.testing.assert_allclose(d, [softplus(0) + softplus(-2), softplus(1) + softplus(-1)], rtol=1e-5)
+
+
+def test_vgg_loss_runs_from_a_weights_file_in_keras_format(tmp_path):
+    """Random VGG19 weights, saved in the layout of Keras' downloaded file, load by path."""
+    from keras.src.legacy.saving import legacy_h5_format
+
+    vgg = keras.applications.VGG19(include_top=False, weights=None)
+    path = tmp_path / losses.VGG_WEIGHTS_FILE
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, vgg)
+    loss = losses.make_loss(loss_cfg(terms={"vgg": 0.01}, vgg_weights=str(path)))
+    rng = np.random.default_rng(3)
+    gt_rgb = smooth_video(rng, (1, 2, 32, 32, 3))
+    total, terms = loss(gt_rgb, gt_rgb)
+    np.testing.assert_allclose(total.numpy(), [0.0], atol=1e-6)  # identical images: no loss
+    total, terms = loss(gt_rgb, 1 - gt_rgb)
+    assert total.numpy()[0] > 0 and np.isclose(total.numpy()[0], 0.01 * terms["vgg"].numpy()[0])
+
+
+def test_missing_vgg_weights_say_how_to_get_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"(?s)VGG19 weights not found at .*notop.h5.*loss.vgg_weights"):
+        losses.make_loss(loss_cfg(terms={"vgg": 0.01}))
+    with pytest.raises(FileNotFoundError, match="nowhere.h5"):
+        losses.make_loss(loss_cfg(terms={"vgg": 0.01}, vgg_weights=str(tmp_path / "nowhere.h5")))
