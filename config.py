@@ -13,12 +13,16 @@ import yaml
 CFA = "GBRG"
 
 DEFAULTS = {
+    "preset": "demo",  # a named set of overrides (PRESETS below), applied before the YAML file
+    "experiment": None,  # names the checkpoint and result folders; None takes the preset's name
+    "seed": 236,  # training: initial weights, sample order, augmentation
     "data": {
         # The original SMOID layout: dark input in train_he/, ground truth in gt_he/, same names.
         # Synthetic inputs are stored raw (not equalised); `he` mode equalises them when read.
         "input_dir": "0_data/train_he",
         "gt_dir": "0_data/gt_he",
         "lists_dir": "0_data",
+        "customized_dir": "0_data/customized",  # your own packed clips (no ground truth): test case 3
         # `he`: the original's global histogram equalisation over the whole clip, then / 65535.
         # `linear`: (x - black) / (white - black) * ratio, then white balance (and colour matrix).
         "normalization": "linear",
@@ -56,6 +60,35 @@ DEFAULTS = {
         "channels": [8, 16, 32, 64],  # per block: two 3x3 conv + batch-norm + lrelu, then a stride-2 conv
         "dense_units": [4096, 256],  # then a single raw logit
     },
+    "train": {
+        "crop_frames": 16,  # training crop: frames x packed height x packed width
+        "crop_size": 128,  # packed pixels; the ground-truth crop is twice as large
+        "batch_size": 1,  # global, over all devices
+        "learning_rate": 1e-4,
+        "lr_drop_epoch": 30,  # from this epoch on the learning rate is multiplied by lr_drop_factor
+        "lr_drop_factor": 0.1,
+        "epochs": 60,
+        # An epoch visits start frames 0, stride, 2 * stride, ... (each plus a random 0 .. jitter-1)
+        # of every training video, in a shuffled order.
+        "start_stride": 4,
+        "start_jitter": 4,
+        "augment": True,  # Bayer-preserving flips and transpose, and time flips, each p = 0.5
+        "preview_every": 5,  # epochs between side-by-side preview videos (0: never)
+        "checkpoint_root": "1_checkpoint",  # checkpoints, logs and previews in ROOT/EXPERIMENT/
+        "strategy": "default",  # default (one device), mirrored (all local GPUs), multi_worker (TF_CONFIG)
+        "jit_compile": False,  # XLA
+        "deterministic": False,  # deterministic ops: bit-exact reruns and resumes, somewhat slower
+    },
+    "test": {
+        # Whole clips are enhanced in tiles: frames x packed pixels, overlapping and blended.
+        "tile_frames": 32,
+        "tile_size": 512,  # packed pixels (the output tile is twice as large)
+        "overlap_frames": 8,
+        "overlap_size": 32,  # packed pixels
+        "result_root": "2_result",  # results in ROOT/EXPERIMENT/CASE/
+        "checkpoint": "best",  # best or last weights of the experiment
+        "fps": 25.0,  # for clips whose sidecar gives none (camera raw folders)
+    },
     "loss": {
         # The total loss is the weighted sum of these terms: l1, region, structure, vgg.
         # Multi-loss 1: {structure: 1, region: 1, vgg: 0.01}; multi-loss 2: {l1: 1, structure: 1, region: 1}.
@@ -68,6 +101,17 @@ DEFAULTS = {
     },
 }
 
+# Named sets of overrides. `smoid` is the original's protocol; `demo` fits a 2-core CPU.
+PRESETS = {
+    "smoid": {},  # the defaults above are the original's hyper-parameters
+    "demo": {
+        "model": {"base_channels": 16},
+        "train": {"crop_frames": 8, "crop_size": 64, "batch_size": 4, "learning_rate": 5e-4,
+                  "epochs": 30, "lr_drop_epoch": 24, "preview_every": 10},
+    },
+}
+STRATEGIES = ("default", "mirrored", "multi_worker")
+
 MAPPING_VALUES = {("loss", "terms")}  # mappings that an override replaces whole, not key by key
 LOSS_TERMS = ("l1", "region", "structure", "vgg")
 DEPTHS = (2, 3, 4)
@@ -77,15 +121,16 @@ LEAKY_SLOPE = 0.2  # leaky ReLU of every conv, as in the original
 NORMALIZATIONS = ("he", "linear")
 
 
-def load_config(yaml_path=None, overrides=()):
-    """Defaults, updated by a YAML file and then by `section.key=value` strings."""
-    cfg = copy.deepcopy(DEFAULTS)
+def load_config(yaml_path=None, overrides=(), base=None):
+    """Defaults, then the preset, then `base` (a mapping, e.g. from a checkpoint's config), then a
+    YAML file, then `section.key=value` strings."""
+    updates = [(base, "base configuration")] if base else []
     if yaml_path is not None:
         with open(yaml_path) as f:
             loaded = yaml.safe_load(f) or {}
         if not isinstance(loaded, dict):
             raise ValueError(f"{yaml_path}: expected a mapping of sections, got {type(loaded).__name__}")
-        _merge(cfg, loaded, where=str(yaml_path))
+        updates.append((loaded, str(yaml_path)))
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep:
@@ -94,7 +139,18 @@ def load_config(yaml_path=None, overrides=()):
         update = {leaf: yaml.safe_load(text)}
         for section in reversed(sections):
             update = {section: update}
-        _merge(cfg, update, where=f"override {item!r}")
+        updates.append((update, f"override {item!r}"))
+    preset = DEFAULTS["preset"]
+    for update, _ in updates:
+        preset = update.get("preset", preset)
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}")
+    cfg = copy.deepcopy(DEFAULTS)
+    _merge(cfg, PRESETS[preset], where=f"preset {preset!r}")
+    for update, where in updates:
+        _merge(cfg, update, where)
+    cfg["preset"] = preset
+    cfg["experiment"] = cfg["experiment"] or preset
     validate(cfg)
     return cfg
 
@@ -138,6 +194,22 @@ def validate(cfg):
     unknown = sorted(set(terms) - set(LOSS_TERMS))
     if unknown:
         raise ValueError(f"loss.terms: unknown loss {unknown[0]!r}; known losses: {', '.join(LOSS_TERMS)}")
+    train = cfg["train"]
+    for key in ("crop_frames", "crop_size", "batch_size", "epochs", "start_stride", "start_jitter"):
+        if not isinstance(train[key], int) or train[key] < 1:
+            raise ValueError(f"train.{key} must be a positive integer, got {train[key]!r}")
+    if train["strategy"] not in STRATEGIES:
+        raise ValueError(f"train.strategy must be one of {STRATEGIES}, got {train['strategy']!r}")
+    test = cfg["test"]
+    if not 0 <= test["overlap_frames"] < test["tile_frames"] or not 0 <= test["overlap_size"] < test["tile_size"]:
+        raise ValueError("test overlaps must be at least 0 and smaller than their tiles "
+                         f"(tile_frames {test['tile_frames']}, overlap_frames {test['overlap_frames']}, "
+                         f"tile_size {test['tile_size']}, overlap_size {test['overlap_size']})")
+    if test["checkpoint"] not in ("best", "last"):
+        raise ValueError(f"test.checkpoint must be best or last, got {test['checkpoint']!r}")
+    if cfg["loss"]["ms_ssim"] and 2 * train["crop_size"] < 161:
+        raise ValueError(f"loss.ms_ssim needs ground-truth crops of at least 161 pixels, "
+                         f"train.crop_size {train['crop_size']} gives {2 * train['crop_size']}")
     for key in ("ratio_range", "shot_gain_range", "read_noise_range", "row_noise_range",
                 "red_gain_range", "blue_gain_range"):
         low, high = synth[key]

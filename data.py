@@ -26,7 +26,7 @@ def atomic_output(path):
     """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds,
     so that a crash never leaves a half-written file where a good one was."""
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")  # keeps the suffix for writers
+    tmp = path.with_name(f".tmp{os.getpid()}.{path.name}")  # keeps the suffixes writers look at
     try:
         yield tmp
         os.replace(tmp, path)
@@ -37,6 +37,14 @@ def atomic_output(path):
 def packed_from_mosaic(raw):
     """(..., H, W) Bayer mosaic -> (..., H/2, W/2, 4): channel k is pixel (k // 2, k % 2) of each block."""
     return np.stack([raw[..., row::2, col::2] for row, col in ((0, 0), (0, 1), (1, 0), (1, 1))], axis=-1)
+
+
+def mosaic_from_packed(packed):
+    """(..., h, w, 4) -> (..., 2h, 2w): the inverse of packed_from_mosaic."""
+    *lead, h, w, _ = packed.shape
+    blocks = packed.reshape(*lead, h, w, 2, 2)
+    axes = tuple(range(len(lead)))
+    return blocks.transpose(*axes, len(lead), len(lead) + 2, len(lead) + 1, len(lead) + 3).reshape(*lead, 2 * h, 2 * w)
 
 
 def channel_index(letter):
@@ -181,7 +189,9 @@ class Clip:
 
     @property
     def fps(self):
-        return float((self.meta or {}).get("fps", 25.0))
+        """The frame rate from the sidecar, or None."""
+        fps = (self.meta or {}).get("fps")
+        return None if fps is None else float(fps)
 
 
 def open_clip(input_path, gt_path, data_cfg, name=None):
@@ -211,3 +221,78 @@ def read_file_list(path):
 
 def open_list(path, data_cfg):
     return [open_clip(input_path, gt_path, data_cfg, name) for name, gt_path, input_path in read_file_list(path)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Crops: numpy arrays for the network, with Bayer-preserving augmentation
+
+
+def _cfa_codes(height, width):
+    """The colour letter ('R', 'G', 'B') at every raw pixel of a crop, as a uint8 map."""
+    tile = np.array([[ord(config.CFA[0]), ord(config.CFA[1])], [ord(config.CFA[2]), ord(config.CFA[3])]], np.uint8)
+    return np.tile(tile, (height // 2, width // 2))
+
+
+def _cfa_phase(codes):
+    """The (dy, dx) in {0, 1}^2 at which a transformed CFA map reads config.CFA again."""
+    wanted = _cfa_codes(2, 2)
+    for dy in (0, 1):
+        for dx in (0, 1):
+            if np.array_equal(codes[dy:dy + 2, dx:dx + 2], wanted):
+                return dy, dx
+    raise AssertionError("a flip or transpose of a Bayer mosaic always has a GBRG phase")
+
+
+def crop_pair(clip, start, top, left, frames, size, flips=(False, False, False, False)):
+    """A (packed float32 (T, s, s, 4), gt float32 (T, 2s, 2s, 3) or None) training pair.
+
+    `flips` = (time, vertical, horizontal, transpose). Spatial flips are Bayer-preserving (Liu et
+    al., CVPRW 2019): the mosaic and the ground truth are cut one block larger, flipped together,
+    then both are cropped one pixel in where needed so that the mosaic reads GBRG again. Without a
+    flip, the crop is exactly packed [top, top + s) x [left, left + s)."""
+    flip_t, flip_v, flip_h, transpose = flips
+    margin = 1 if (flip_v or flip_h or transpose) else 0
+    block = slice(start, start + frames), slice(top, top + size + margin), slice(left, left + size + margin)
+    raw = mosaic_from_packed(np.asarray(clip.packed_raw[block]))
+    codes = _cfa_codes(*raw.shape[1:])
+    gt = None
+    if clip.gt_rgb is not None:
+        gt = np.asarray(clip.gt_rgb[block[0], 2 * top:2 * (top + size + margin), 2 * left:2 * (left + size + margin)])
+    arrays = [raw, codes[None], gt]
+    for flip, axis in ((flip_t, 0), (flip_v, 1), (flip_h, 2)):
+        if flip:
+            arrays = [None if a is None else np.flip(a, axis) for a in arrays]
+    if transpose:
+        arrays = [None if a is None else np.swapaxes(a, 1, 2) for a in arrays]
+    raw, codes, gt = arrays
+    dy, dx = _cfa_phase(codes[0])
+    window = (slice(None), slice(dy, dy + 2 * size), slice(dx, dx + 2 * size))
+    packed = clip.normalize(packed_from_mosaic(raw[window]))
+    return packed, None if gt is None else gt[window].astype(np.float32) / 255.0
+
+
+def random_crop_pair(clip, start, frames, size, rng, augment):
+    """A random crop of `frames` frames from `start`, randomly flipped when `augment`."""
+    flips = tuple(rng.random(4) < 0.5) if augment else (False,) * 4
+    margin = 1 if any(flips[1:]) else 0
+    _, height, width, _ = clip.packed_raw.shape
+    top = int(rng.integers(0, height - size - margin + 1))
+    left = int(rng.integers(0, width - size - margin + 1))
+    return crop_pair(clip, start, top, left, frames, size, flips)
+
+
+def centre_crop_pair(clip, frames, size):
+    """The fixed, deterministic crop used for validation: the first frames, centred."""
+    _, height, width, _ = clip.packed_raw.shape
+    return crop_pair(clip, 0, (height - size) // 2, (width - size) // 2, frames, size)
+
+
+def check_crop_fits(clips, frames, size, augment, where):
+    """Stop before any work when a crop is larger than a video."""
+    margin = 1 if augment else 0
+    for clip in clips:
+        count, height, width, _ = clip.packed_raw.shape
+        if count < frames or min(height, width) < size + margin:
+            raise ValueError(f"{where}: clip {clip.name} is {count} frames of {height}x{width} packed pixels, "
+                             f"smaller than the crop of {frames} frames of {size + margin}x{size + margin}"
+                             + (" (the crop plus one block for Bayer-preserving flips)" if margin else ""))

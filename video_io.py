@@ -1,8 +1,11 @@
-"""Reading sRGB video through the ffmpeg binary that imageio-ffmpeg ships (no system ffmpeg)."""
+"""Reading and writing sRGB video through the ffmpeg binary that imageio-ffmpeg ships (no system ffmpeg)."""
+import contextlib
 from pathlib import Path
 
 import imageio_ffmpeg
 import numpy as np
+
+from data import atomic_output
 
 
 def read_video(path, start=0, count=None):
@@ -29,3 +32,38 @@ def read_video(path, start=0, count=None):
         raise ValueError(f"{path}: asked for frames {start}..{start + (count or 1) - 1}, "
                          f"but the video has only {start + len(frames)}")
     return np.stack(frames), float(meta["fps"])
+
+
+class VideoWriter:
+    """Streams uint8 RGB chunks (N, H, W, 3), H and W even, into an H.264 yuv420p mp4 that
+    browsers play. The file appears under its name only when the writer closes without error."""
+
+    def __init__(self, path, fps):
+        self.path, self.fps = Path(path), fps
+        self._stack = contextlib.ExitStack()
+        self._writer = None
+
+    def __enter__(self):
+        self._tmp = self._stack.enter_context(atomic_output(self.path))
+        return self
+
+    def write(self, frames):
+        if self._writer is None:  # ffmpeg starts once the frame size is known
+            height, width = frames.shape[1:3]
+            self._writer = imageio_ffmpeg.write_frames(
+                str(self._tmp), (width, height), fps=self.fps, codec="libx264", pix_fmt_out="yuv420p",
+                macro_block_size=2, ffmpeg_log_level="error")
+            self._writer.send(None)
+        for frame in frames:
+            self._writer.send(np.ascontiguousarray(frame, dtype=np.uint8))
+
+    def __exit__(self, *error):
+        if self._writer is not None:
+            self._writer.close()
+        return self._stack.__exit__(*error)
+
+
+def write_video(path, frames, fps):
+    """Write a whole (F, H, W, 3) uint8 video."""
+    with VideoWriter(path, fps) as writer:
+        writer.write(frames)

@@ -23,7 +23,7 @@ def test_output_shapes_for_every_depth_and_odd_sizes(depth, resnet):
 
 def test_parameter_count_matches_the_original():
     # Hand count, depth 3 / 32 channels: encoder 3,515,712 + decoder 1,914,304 + head 396.
-    assert network.build_unet(model_cfg()).count_params() == 5_430_412
+    assert network.build_unet(model_cfg(depth=3, base_channels=32)).count_params() == 5_430_412
 
 
 def test_residual_variant_adds_projections_only_where_channels_change():

@@ -1,0 +1,87 @@
+"""Enhance whole clips of any length and size in overlapping tiles, streaming through time.
+
+A clip is cut in time into windows of `tile_frames` frames that overlap by `overlap_frames`, and
+each window in space into tiles of `tile_size` packed pixels that overlap by `overlap_size`. Tiles
+are end-aligned (the last one ends at the border, so every tile has the full size) and blended with
+weights that ramp up smoothly across each overlap, so no seam shows. Only one window of input and
+output is in memory at a time: a 10,000-frame clip needs the memory of a 200-frame one.
+"""
+import numpy as np
+import tensorflow as tf
+
+import data
+
+
+def tile_starts(length, tile, overlap):
+    """Starts of end-aligned tiles of `tile` covering `length` with at least `overlap` shared."""
+    if length <= tile:
+        return [0]
+    step = tile - overlap
+    starts = list(range(0, length - tile, step))
+    return starts + [length - tile]
+
+
+def ramp(length, overlap):
+    """1D blending weight of a tile: rising over the first `overlap` samples, falling over the last,
+    never zero (a border tile is the only one there, and its weight then cancels out)."""
+    weight = np.ones(length, np.float32)
+    rise = (np.arange(1, overlap + 1, dtype=np.float32) / (overlap + 1)) if overlap else np.ones(0, np.float32)
+    n = min(overlap, length // 2)
+    weight[:n] = rise[:n]
+    weight[length - n:] = np.minimum(weight[length - n:], rise[:n][::-1])
+    return weight
+
+
+class TiledEnhancer:
+    def __init__(self, model, test_cfg):
+        self.model = model
+        self.cfg = test_cfg
+        self._run = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+
+    def enhance_window(self, packed):
+        """(T, h, w, 4) float32 -> (T, 2h, 2w, 3) float32, blended over spatial tiles."""
+        frames, height, width, _ = packed.shape
+        size, overlap = self.cfg["tile_size"], self.cfg["overlap_size"]
+        tile_h, tile_w = min(size, height), min(size, width)
+        weight = (ramp(2 * tile_h, 2 * overlap)[:, None] * ramp(2 * tile_w, 2 * overlap)[None, :])[..., None]
+        total = np.zeros((frames, 2 * height, 2 * width, 3), np.float32)
+        weights = np.zeros((2 * height, 2 * width, 1), np.float32)
+        for top in tile_starts(height, tile_h, overlap):
+            for left in tile_starts(width, tile_w, overlap):
+                tile = packed[None, :, top:top + tile_h, left:left + tile_w]
+                rgb = self._run(tf.constant(tile)).numpy()[0]
+                rows, cols = slice(2 * top, 2 * (top + tile_h)), slice(2 * left, 2 * (left + tile_w))
+                total[:, rows, cols] += rgb * weight
+                weights[rows, cols] += weight
+        return total / weights
+
+    def enhance(self, clip):
+        """Yield (first frame index, uint8 RGB frames) chunks of the enhanced clip, in order."""
+        count = len(clip.packed_raw)
+        tile, overlap = min(self.cfg["tile_frames"], count), self.cfg["overlap_frames"]
+        starts = tile_starts(count, tile, overlap)
+        carry_sum = carry_weight = None  # the blended tail that the next window overlaps
+        for i, start in enumerate(starts):
+            packed = clip.normalize(np.asarray(clip.packed_raw[start:start + tile]))
+            time_weight = ramp(tile, overlap)[:, None, None, None]
+            window_sum = self.enhance_window(packed) * time_weight
+            window_weight = np.broadcast_to(time_weight, (tile, 1, 1, 1)).copy()
+            if carry_sum is not None:
+                window_sum[:len(carry_sum)] += carry_sum
+                window_weight[:len(carry_weight)] += carry_weight
+            done = (starts[i + 1] - start) if i + 1 < len(starts) else tile
+            rgb = window_sum[:done] / window_weight[:done]
+            yield start, to_uint8(rgb)
+            carry_sum, carry_weight = window_sum[done:], window_weight[done:]
+
+
+def input_preview(packed):
+    """What the network sees, viewable: (R, mean G, B) of each block, shown at output size."""
+    greens = data.channel_index("G")
+    rgb = np.stack([packed[..., data.channel_index("R")[0]], packed[..., greens].mean(-1),
+                    packed[..., data.channel_index("B")[0]]], axis=-1)
+    return to_uint8(rgb).repeat(2, axis=-3).repeat(2, axis=-2)
+
+
+def to_uint8(rgb):
+    return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)

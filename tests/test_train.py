@@ -1,0 +1,187 @@
+"""train.py: learning, exact resume, distribution, bf16, GAN, previews and early config errors."""
+import itertools
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+import config
+import data
+import generate_file_list
+import synthesis
+import train
+
+TINY = ["model.depth=2", "model.base_channels=4", "train.crop_frames=4", "train.crop_size=8",
+        "train.batch_size=2", "train.epochs=2", "train.learning_rate=0.003", "train.preview_every=1",
+        "train.start_stride=1"]  # 6 steps an epoch
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """Five synthetic clips of 10 frames, 24x32 ground truth, and their lists."""
+    root = tmp_path_factory.mktemp("tiny_data")
+    folders = [f"data.input_dir={root / 'train_he'}", f"data.gt_dir={root / 'gt_he'}", f"data.lists_dir={root}"]
+    cfg = config.load_config(overrides=folders + ["synthesis.frames=10", "synthesis.height=24", "synthesis.width=32",
+                                                  "synthesis.ratio_range=[4, 8]"])
+    rng = np.random.default_rng(0)
+    images = {f"scene{i}": (np.kron(rng.random((6, 8, 3)), np.ones((10, 10, 1))) * 255).astype(np.uint8) for i in range(5)}
+    synthesis.synthesize_sources([(name, "test", lambda s, image=image, name=name: synthesis.still_clip(image, name, s))
+                                  for name, image in images.items()], cfg)
+    generate_file_list.main(["--set", *folders])
+    return folders
+
+
+def tiny_cfg(tiny_data, tmp_path, *extra):
+    return config.load_config(overrides=tiny_data + TINY + [f"train.checkpoint_root={tmp_path}", *extra])
+
+
+def read_weights(path):
+    with h5py.File(path) as f:
+        arrays = []
+        f.visititems(lambda name, item: arrays.append(item[()]) if isinstance(item, h5py.Dataset) else None)
+    return arrays
+
+
+def test_training_lowers_the_loss_and_writes_its_outputs(tiny_data, tmp_path):
+    cfg = tiny_cfg(tiny_data, tmp_path, "train.epochs=6", "experiment=learn")
+    history = train.train(cfg, verbose=0)
+    loss = history.history["loss"]
+    assert loss[-1] < 0.7 * loss[0], loss
+    folder = tmp_path / "learn"
+    for name in ("last.weights.h5", "best.weights.h5", "best.json", "config.yaml", "log.csv", "preview/epoch_006.mp4"):
+        assert (folder / name).is_file(), name
+    assert not (folder / "backup").exists()  # a finished run leaves no backup behind
+    log = (folder / "log.csv").read_text().splitlines()
+    assert log[0].split(",")[:2] == ["epoch", "l1"] and len(log) == 7
+    assert {"val_psnr", "val_ssim", "val_l1"} <= set(log[0].split(","))
+    assert config.load_config(folder / "config.yaml") == cfg  # the saved config rebuilds the run
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tiny_data, tmp_path):
+    class Interrupt(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if self.model.optimizer.iterations.numpy() == 9:  # mid-way through epoch 2 of 3
+                raise KeyboardInterrupt
+
+    common = ["train.epochs=3", "train.deterministic=true", "gan.enabled=true", "gan.dense_units=[8]",
+              "gan.channels=[2, 2, 2, 2]"]
+    train.train(tiny_cfg(tiny_data, tmp_path, *common, "experiment=straight"), verbose=0)
+    resumed = tiny_cfg(tiny_data, tmp_path, *common, "experiment=resumed")
+    with pytest.raises(KeyboardInterrupt):
+        train.train(resumed, extra_callbacks=[Interrupt()], verbose=0)
+    assert (tmp_path / "resumed" / "backup").is_dir()
+    history = train.train(resumed, verbose=0)
+    assert len(history.history["loss"]) == 2  # epochs 2 and 3 only
+    straight, again = (read_weights(tmp_path / name / "last.weights.h5") for name in ("straight", "resumed"))
+    assert len(straight) == len(again)
+    for a, b in zip(straight, again):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    log = (tmp_path / "resumed" / "log.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in log[1:]] == ["0", "1", "2"]
+
+
+def test_mirrored_strategy_matches_one_device(tiny_data, tmp_path):
+    """Two logical CPUs (configured before TensorFlow starts, so in a fresh process)."""
+    script = textwrap.dedent(f"""
+        import sys; sys.path.insert(0, {str(Path(train.__file__).parent)!r})
+        import numpy as np, tensorflow as tf, keras
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        import config, losses, train
+        cfg = config.load_config(overrides={TINY!r} + ["train.batch_size=4"])
+        rng = np.random.default_rng(0)
+        batch = (rng.random((4, 4, 8, 8, 4), np.float32), rng.random((4, 4, 16, 16, 3), np.float32))
+        results = []
+        for strategy in (tf.distribute.get_strategy(), tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])):
+            keras.utils.set_random_seed(0)
+            with strategy.scope():
+                model = train.build_enhancer(cfg, losses.make_loss(cfg["loss"]), 10)
+            history = model.fit(tf.data.Dataset.from_tensors(batch), epochs=1, verbose=0)
+            results.append((history.history["loss"][0], [w.numpy() for w in model.generator.weights]))
+        (loss_one, weights_one), (loss_two, weights_two) = results
+        assert results[1] is not None and abs(loss_one - loss_two) < 1e-5, (loss_one, loss_two)
+        assert max(np.abs(a - b).max() for a, b in zip(weights_one, weights_two)) < 1e-5
+        print("replicas agree", loss_one, loss_two)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "replicas agree" in done.stdout
+
+
+def test_bfloat16_trains_with_float32_output(tiny_data, tmp_path):
+    cfg = tiny_cfg(tiny_data, tmp_path, "model.mixed_bfloat16=true", "train.epochs=1", "experiment=bf16")
+    history = train.train(cfg, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    import network
+    model = network.build_unet(cfg["model"])
+    model.load_weights(tmp_path / "bf16" / "last.weights.h5")
+    assert model(np.zeros((1, 2, 8, 8, 4), np.float32)).dtype == "float32"
+
+
+def test_gan_updates_both_networks(tiny_data, tmp_path):
+    cfg = tiny_cfg(tiny_data, tmp_path, "gan.enabled=true", "gan.dense_units=[16, 8]", "gan.channels=[2, 4, 4, 4]")
+    import losses
+    model = train.build_enhancer(cfg, losses.make_loss(cfg["loss"]), 10)
+    before = [w.numpy().copy() for w in (model.generator.weights + model.discriminator.trainable_weights)]
+    rng = np.random.default_rng(0)
+    logs = model.train_step((rng.random((2, 4, 8, 8, 4), np.float32), rng.random((2, 4, 16, 16, 3), np.float32)))
+    after = [w.numpy() for w in (model.generator.weights + model.discriminator.trainable_weights)]
+    changed = [not np.array_equal(a, b) for a, b in zip(before, after)]
+    n_generator = len(model.generator.weights)
+    assert all(changed[:n_generator]) and all(changed[n_generator:])
+    assert {"loss", "l1", "adversarial", "d_loss"} <= set(logs)
+
+
+def test_sample_plan_is_the_originals_and_depends_on_seed_and_epoch_only():
+    class FakeClip:
+        packed_raw = np.zeros((200, 1, 1, 4))
+
+    smoid = config.load_config(overrides=["preset=smoid"])["train"]
+    plan = train.SamplePlan([FakeClip(), FakeClip()], smoid, seed=1)
+    assert [start for _, start, _ in plan.samples[:46]] == list(range(0, 181, 4))  # 0, 4, ..., 180
+    assert len(plan.samples) == 92 and plan.per_epoch == 92
+    first = list(plan())
+    assert all(0 <= start - 4 * (start // 4) < 4 for _, start, _ in first)
+    plan.epoch = 1
+    assert list(plan()) != first
+    plan.epoch = 0
+    assert list(plan()) == first
+
+
+def test_bayer_preserving_augmentation_keeps_colours_and_pixels_aligned():
+    """Every raw pixel carries its colour and position, every ground-truth pixel its position:
+    after any flip or transpose, the crop must read GBRG and sit on the same scene pixels."""
+    frames, height, width = 3, 20, 24
+    rows, cols = np.mgrid[:height, :width]
+    colour = np.vectorize("RGB".index)(np.tile(np.array(list(config.CFA)).reshape(2, 2), (height // 2, width // 2)))
+    mosaic = np.broadcast_to(colour * 20000 + rows * 100 + cols, (frames, height, width)).astype(np.uint16)
+    gt_rgb = np.stack([np.broadcast_to(rows, (frames, height, width)), np.broadcast_to(cols, (frames, height, width)),
+                       np.broadcast_to(np.arange(frames)[:, None, None], (frames, height, width))], -1).astype(np.uint8)
+    clip = data.Clip("coded", data.packed_from_mosaic(mosaic), gt_rgb, None, lambda x: x.astype(np.float32))
+    cfa_colour = colour[:2, :2]
+    for flips in itertools.product([False, True], repeat=4):
+        packed, gt = data.crop_pair(clip, 0, 2, 3, frames, 6, flips)
+        assert packed.shape == (frames, 6, 6, 4) and gt.shape == (frames, 12, 12, 3)
+        raw = data.mosaic_from_packed(packed).astype(int)
+        assert np.array_equal(raw // 20000, np.tile(cfa_colour, (6, 6))[None].repeat(frames, 0)), flips
+        gt = np.round(gt * 255).astype(int)
+        assert np.array_equal((raw % 20000) // 100, gt[..., 0]) and np.array_equal(raw % 100, gt[..., 1]), flips
+        assert gt[0, 0, 0, 2] == (frames - 1 if flips[0] else 0)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("loss.terms={l2: 1}", "unknown loss 'l2'"),
+    ("model.depth=5", "model.depth must be one of"),
+    ("train.crop_size=16", r"scene\d is 10 frames of 12x16 packed pixels, smaller than the crop of 4 frames of 17x17"),
+    ("train.crop_frames=11", "smaller than the crop of 11 frames"),
+    ("train.strategy=tpu", "train.strategy must be one of"),
+])
+def test_bad_config_stops_before_any_work(tiny_data, tmp_path, override, message):
+    with pytest.raises((ValueError, KeyError), match=message):
+        train.train(tiny_cfg(tiny_data, tmp_path, override, "experiment=bad"), verbose=0)
+    assert not (tmp_path / "bad").exists()

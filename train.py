@@ -1,0 +1,318 @@
+"""Train the 3D U-Net on the clips of `file_list`, validating on `valid_list`.
+
+    python train.py [--config FILE] [--set preset=smoid model.resnet=true ...]
+
+Everything lands in train.checkpoint_root/EXPERIMENT/: last and best generator weights beside the
+config that built them, log.csv, TensorBoard logs, preview videos, and a backup from which an
+interrupted run resumes where it stopped (weights, optimizer state, epoch). Run the same command
+again to resume; a finished run starts afresh.
+"""
+import argparse
+import json
+import math
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+import yaml
+
+import config
+import data
+import losses
+import network
+from inference import input_preview, to_uint8
+from video_io import write_video
+
+
+# ---------------------------------------------------------------------------------------------
+# Input pipeline
+
+
+class SamplePlan:
+    """Which crops an epoch visits: start frames 0, stride, 2 * stride, ... (each plus a random
+    0 .. jitter-1) of every training video, shuffled. The plan, and every crop's augmentation,
+    depend only on the seed and the epoch number, so a resumed run sees the same crops as an
+    uninterrupted one. `epoch` is set by the EpochTracker callback before each epoch begins."""
+
+    def __init__(self, clips, train_cfg, seed):
+        frames, stride, jitter = train_cfg["crop_frames"], train_cfg["start_stride"], train_cfg["start_jitter"]
+        self.seed, self.epoch = seed, 0
+        self.samples = []  # (clip index, first start frame, how many later frames it may move)
+        for index, clip in enumerate(clips):
+            spare = len(clip.packed_raw) - frames
+            last_start = max(spare - (jitter - 1), 0)
+            self.samples += [(index, start, min(jitter, spare - start + 1)) for start in range(0, last_start + 1, stride)]
+        self.per_epoch = len(self.samples) - len(self.samples) % train_cfg["batch_size"]
+        if self.per_epoch == 0:
+            raise ValueError(f"train.batch_size {train_cfg['batch_size']} is larger than the {len(self.samples)} "
+                             "crops an epoch has")
+
+    def __call__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        for position in rng.permutation(len(self.samples))[:self.per_epoch]:
+            index, start, jitter = self.samples[position]
+            yield index, start + rng.integers(jitter), rng.integers(2**62)
+
+
+class EpochTracker(keras.callbacks.Callback):
+    def __init__(self, plan):
+        super().__init__()
+        self.plan = plan
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.plan.epoch = epoch
+
+
+def training_dataset(clips, plan, train_cfg):
+    frames, size = train_cfg["crop_frames"], train_cfg["crop_size"]
+
+    def load(index, start, sample_seed):
+        rng = np.random.default_rng(sample_seed)
+        return data.random_crop_pair(clips[index], start, frames, size, rng, train_cfg["augment"])
+
+    def load_tensors(index, start, sample_seed):
+        packed, gt_rgb = tf.numpy_function(load, [index, start, sample_seed], (tf.float32, tf.float32), stateful=False)
+        packed.set_shape((frames, size, size, 4))
+        gt_rgb.set_shape((frames, 2 * size, 2 * size, 3))
+        return packed, gt_rgb
+
+    spec = tf.TensorSpec((), tf.int64)
+    samples = tf.data.Dataset.from_generator(plan, output_signature=(spec, spec, spec))
+    samples = samples.apply(tf.data.experimental.assert_cardinality(plan.per_epoch))
+    crops = samples.map(load_tensors, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return crops.batch(train_cfg["batch_size"], drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def validation_arrays(clips, train_cfg):
+    """One fixed crop per validation video: the first frames, centred."""
+    pairs = [data.centre_crop_pair(clip, train_cfg["crop_frames"], train_cfg["crop_size"]) for clip in clips]
+    return np.stack([p for p, _ in pairs]), np.stack([g for _, g in pairs])
+
+
+# ---------------------------------------------------------------------------------------------
+# Model and training step
+
+
+class Enhancer(keras.Model):
+    """The generator, and for the GAN variant the discriminator, with the training step of the
+    original: one discriminator step, then one generator step. Losses are averaged over the
+    global batch, so that gradients summed over devices equal those of one device."""
+
+    def __init__(self, generator, loss_fn, loss_terms, global_batch, discriminator=None, adversarial_weight=1.0):
+        super().__init__()
+        self.generator, self.discriminator = generator, discriminator
+        self.loss_fn, self.global_batch, self.adversarial_weight = loss_fn, global_batch, adversarial_weight
+        names = ["loss", *loss_terms] + (["adversarial", "d_loss"] if discriminator is not None else [])
+        self.train_trackers = {name: keras.metrics.Mean(name=name) for name in names}
+        self.val_trackers = {name: keras.metrics.Mean(name=name) for name in ["loss", *loss_terms, "psnr", "ssim"]}
+
+    def call(self, packed, training=False):
+        return self.generator(packed, training=training)
+
+    def compile(self, optimizer, d_optimizer=None, jit_compile=False):
+        super().compile(optimizer=optimizer, jit_compile=jit_compile)
+        self.d_optimizer = d_optimizer
+        # Built here, on the variables each one updates, so that a backup restores both exactly.
+        optimizer.build(self.generator.trainable_variables)
+        if d_optimizer is not None:
+            d_optimizer.build(self.discriminator.trainable_variables)
+
+    @property
+    def metrics(self):
+        return list(self.train_trackers.values()) + list(self.val_trackers.values())
+
+    def _average(self, per_example):
+        return tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch)
+
+    def train_step(self, batch):
+        packed, gt_rgb = batch
+        batch_size = tf.shape(packed)[0]
+        values = {}
+        if self.discriminator is not None:
+            fake_rgb = self.generator(packed, training=True)
+            with tf.GradientTape() as tape:
+                real_logits = self.discriminator(losses.frames_as_batch(gt_rgb), training=True)
+                fake_logits = self.discriminator(losses.frames_as_batch(fake_rgb), training=True)
+                d_loss = losses.discriminator_loss(real_logits, fake_logits, batch_size)
+                d_average = self._average(d_loss)
+            variables = self.discriminator.trainable_variables
+            self.d_optimizer.apply_gradients(zip(tape.gradient(d_average, variables), variables))
+            values["d_loss"] = d_loss
+        with tf.GradientTape() as tape:
+            rgb = self.generator(packed, training=True)
+            total, terms = self.loss_fn(gt_rgb, rgb)
+            if self.discriminator is not None:
+                logits = self.discriminator(losses.frames_as_batch(rgb), training=True)
+                terms["adversarial"] = losses.generator_adversarial_loss(logits, batch_size)
+                total += self.adversarial_weight * terms["adversarial"]
+            average = self._average(total)
+        variables = self.generator.trainable_variables
+        self.optimizer.apply_gradients(zip(tape.gradient(average, variables), variables))
+        return self._track(self.train_trackers, {"loss": total, **terms, **values})
+
+    def test_step(self, batch):
+        packed, gt_rgb = batch
+        rgb = tf.clip_by_value(self.generator(packed, training=False), 0.0, 1.0)
+        total, terms = self.loss_fn(gt_rgb, rgb)
+        psnr = tf.image.psnr(losses.frames_as_batch(gt_rgb), losses.frames_as_batch(rgb), 1.0)
+        values = {"loss": total, **terms, "psnr": losses.per_example(psnr, tf.shape(rgb)[0]),
+                  "ssim": losses.ssim(gt_rgb, rgb)}
+        return self._track(self.val_trackers, values)
+
+    @staticmethod
+    def _track(trackers, values):
+        for name, value in values.items():
+            trackers[name].update_state(value)
+        return {name: trackers[name].result() for name in values}
+
+
+def learning_rate(train_cfg, steps_per_epoch):
+    """The original's schedule: `learning_rate`, times `lr_drop_factor` from `lr_drop_epoch` on.
+    A function of the optimizer's step, so a resumed run continues on the same schedule."""
+    lr = train_cfg["learning_rate"]
+    return keras.optimizers.schedules.PiecewiseConstantDecay(
+        [train_cfg["lr_drop_epoch"] * steps_per_epoch], [lr, lr * train_cfg["lr_drop_factor"]])
+
+
+def make_strategy(name):
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def build_enhancer(cfg, loss_fn, steps_per_epoch):
+    train_cfg, gan_cfg = cfg["train"], cfg["gan"]
+    generator = network.build_unet(cfg["model"])
+    discriminator = None
+    if gan_cfg["enabled"]:
+        size = 2 * train_cfg["crop_size"]
+        discriminator = network.build_discriminator(gan_cfg, size, size, cfg["model"]["mixed_bfloat16"])
+    model = Enhancer(generator, loss_fn, list(cfg["loss"]["terms"]), train_cfg["batch_size"],
+                     discriminator, gan_cfg["adversarial_weight"])
+    schedule = learning_rate(train_cfg, steps_per_epoch)
+    model.compile(keras.optimizers.Adam(schedule),
+                  keras.optimizers.Adam(learning_rate(train_cfg, steps_per_epoch)) if discriminator else None,
+                  jit_compile=train_cfg["jit_compile"])
+    model.build((None, train_cfg["crop_frames"], train_cfg["crop_size"], train_cfg["crop_size"], 4))
+    return model
+
+
+# ---------------------------------------------------------------------------------------------
+# Callbacks of our own: atomic checkpoints, previews, a loud stop on NaN
+
+
+def save_weights(model, path):
+    with data.atomic_output(path) as tmp:
+        model.save_weights(tmp)
+
+
+class Checkpoints(keras.callbacks.Callback):
+    """The generator's weights: last.weights.h5 after every epoch, best.weights.h5 at the best
+    validation PSNR (with best.json saying when and how good), each written atomically."""
+
+    def __init__(self, folder, generator):
+        super().__init__()
+        self.folder, self.generator = Path(folder), generator
+        best = self.folder / "best.json"
+        self.best = json.loads(best.read_text())["val_psnr"] if best.is_file() else -math.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        save_weights(self.generator, self.folder / "last.weights.h5")
+        if logs.get("val_psnr", -math.inf) > self.best:
+            self.best = float(logs["val_psnr"])
+            save_weights(self.generator, self.folder / "best.weights.h5")
+            with data.atomic_output(self.folder / "best.json") as tmp:
+                tmp.write_text(json.dumps({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}, indent=1))
+
+
+class Preview(keras.callbacks.Callback):
+    """Every `every` epochs, preview/epoch_NNN.mp4 of the first validation crop: the network's
+    input, its output and the ground truth side by side."""
+
+    def __init__(self, folder, packed, gt_rgb, every, fps):
+        super().__init__()
+        self.folder, self.packed, self.gt_rgb, self.every, self.fps = Path(folder), packed, gt_rgb, every, fps
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.every and (epoch + 1) % self.every == 0:
+            rgb = to_uint8(self.model.generator(self.packed[None], training=False)[0].numpy())
+            side_by_side = np.concatenate([input_preview(self.packed), rgb, to_uint8(self.gt_rgb)], axis=2)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            write_video(self.folder / f"epoch_{epoch + 1:03d}.mp4", side_by_side, self.fps)
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        bad = {k: float(v) for k, v in (logs or {}).items() if not np.isfinite(float(v))}
+        if bad:
+            raise FloatingPointError(
+                f"training diverged at batch {batch}: {bad}. Lower train.learning_rate, or check the data "
+                "(a clip that is all black or saturated); the last good epoch's state is in the backup.")
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def experiment_folder(cfg):
+    return Path(cfg["train"]["checkpoint_root"]) / cfg["experiment"]
+
+
+def train(cfg, extra_callbacks=(), verbose="auto"):
+    """Run (or resume) the configured training; returns the Keras History."""
+    train_cfg = cfg["train"]
+    lists_dir = Path(cfg["data"]["lists_dir"])
+    train_clips = data.open_list(lists_dir / "file_list", cfg["data"])
+    valid_clips = data.open_list(lists_dir / "valid_list", cfg["data"])
+    if not train_clips or not valid_clips:
+        raise ValueError(f"{lists_dir}: file_list and valid_list need at least one clip each")
+    data.check_crop_fits(train_clips, train_cfg["crop_frames"], train_cfg["crop_size"], train_cfg["augment"], "file_list")
+    data.check_crop_fits(valid_clips, train_cfg["crop_frames"], train_cfg["crop_size"], False, "valid_list")
+    loss_fn = losses.make_loss(cfg["loss"])  # a missing VGG file stops here, before any work
+
+    keras.utils.set_random_seed(cfg["seed"])
+    if train_cfg["deterministic"]:
+        tf.config.experimental.enable_op_determinism()
+    plan = SamplePlan(train_clips, train_cfg, cfg["seed"])
+    steps_per_epoch = plan.per_epoch // train_cfg["batch_size"]
+    with make_strategy(train_cfg["strategy"]).scope():
+        model = build_enhancer(cfg, loss_fn, steps_per_epoch)
+
+    folder = experiment_folder(cfg)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / "backup").exists():  # a fresh run: the logs and best score of an old one go
+        for old in ("log.csv", "best.json"):
+            (folder / old).unlink(missing_ok=True)
+    with data.atomic_output(folder / "config.yaml") as tmp:
+        tmp.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    valid_packed, valid_gt = validation_arrays(valid_clips, train_cfg)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(folder / "backup", double_checkpoint=True),
+        EpochTracker(plan),
+        StopOnNonFinite(),
+        Checkpoints(folder, model.generator),
+        keras.callbacks.CSVLogger(folder / "log.csv", append=True),
+        keras.callbacks.TensorBoard(folder / "tensorboard", write_graph=False),
+        Preview(folder / "preview", valid_packed[0], valid_gt[0], train_cfg["preview_every"],
+                valid_clips[0].fps or cfg["test"]["fps"]),
+        *extra_callbacks,
+    ]
+    validation = tf.data.Dataset.from_tensor_slices((valid_packed, valid_gt)).batch(train_cfg["batch_size"])
+    return model.fit(training_dataset(train_clips, plan, train_cfg), epochs=train_cfg["epochs"],
+                     validation_data=validation, callbacks=callbacks, verbose=verbose, shuffle=False)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    config.add_arguments(parser)
+    cfg = config.from_args(parser.parse_args(argv))
+    history = train(cfg)
+    last = {k: round(v[-1], 4) for k, v in history.history.items() if k.startswith("val_")}
+    print(f"validation after the last epoch: {last}")
+    print(f"weights, logs and previews: {experiment_folder(cfg)}")
+
+
+if __name__ == "__main__":
+    main()
