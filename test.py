@@ -1,0 +1,246 @@
+"""Enhance whole videos with a trained model, and measure them against the ground truth.
+
+    python test.py CASE               0 train, 1 validation, 2 test (also saves uint8 npy), 3 customized (default)
+    python test.py --input PATH       one clip: a packed .npy (its .json sidecar beside it, if any)
+                                      or a folder of camera raw frames (DNG and what rawpy reads)
+
+Results go to test.result_root/EXPERIMENT/CASE/ (or --output for one clip): NAME.mp4 (H.264, at
+the clip's frame rate), optionally NAME_compare.mp4 (input | output | ground truth) and
+NAME_sheet.png (sample frames), and for clips with ground truth metrics.csv and metrics.json with
+PSNR, SSIM and MSE(MABD) of the network and of the two classical baselines.
+"""
+import argparse
+import contextlib
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+from tqdm import tqdm
+
+import baselines
+import config
+import data
+import network
+from camera_raw import RawFolder
+from inference import TiledEnhancer, input_preview
+from metrics import VideoScores
+from video_io import VideoWriter, read_video
+
+CASES = {0: ("train", "file_list"), 1: ("validation", "valid_list"), 2: ("test", "test_list"),
+         3: ("customized", "customized_list")}
+SHEET_FRAMES = 4
+# What a checkpoint's own config decides at test time: the model, and what its input looked like.
+CHECKPOINT_KEYS = {"model": None, "data": ("normalization", "apply_ccm", "ratio")}
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration and weights
+
+
+def weights_path(cfg, explicit=None):
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such weights file")
+        return path
+    path = Path(cfg["train"]["checkpoint_root"]) / cfg["experiment"] / f"{cfg['test']['checkpoint']}.weights.h5"
+    if not path.is_file():
+        raise FileNotFoundError(f"no trained weights for experiment {cfg['experiment']!r} at {path}: train it "
+                                f"(python train.py --set experiment={cfg['experiment']}) or pass --weights PATH")
+    return path
+
+
+def saved_config(weights):
+    """The config.yaml that train.py wrote beside the weights, or None."""
+    path = Path(weights).parent / "config.yaml"
+    return yaml.safe_load(path.read_text()) if path.is_file() else None
+
+
+def test_config(args):
+    """The command line's configuration, on top of the model and input settings that built the
+    weights (so `python test.py 2` needs no repetition of the training's overrides)."""
+    cfg = config.from_args(args)
+    saved = saved_config(weights_path(cfg, args.weights))
+    if saved is None:
+        return cfg
+    base = {section: saved[section] if keys is None else {k: saved[section][k] for k in keys}
+            for section, keys in CHECKPOINT_KEYS.items()}
+    return config.load_config(args.config, args.set, base=base)
+
+
+def load_generator(cfg, weights):
+    """The configured U-Net with the weights; a misfit names what differs from the checkpoint."""
+    model = network.build_unet(cfg["model"])
+    try:
+        model.load_weights(weights)
+    except (ValueError, OSError) as error:
+        saved = (saved_config(weights) or {}).get("model", {})
+        differs = [f"model.{key}: checkpoint {saved[key]!r}, configured {value!r}"
+                   for key, value in cfg["model"].items() if key in saved and saved[key] != value
+                   and key != "mixed_bfloat16"]  # precision does not change the weights
+        reason = "; ".join(differs) or str(error).strip().splitlines()[-1]
+        raise ValueError(f"{weights} does not fit the configured model ({reason})") from None
+    return model
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs
+
+
+def open_input(path, cfg):
+    """One clip from --input: a packed npy or a folder of camera raw frames, no ground truth."""
+    path = Path(path)
+    if path.is_dir():
+        frames = RawFolder(path)
+        meta = dict(frames.meta, fps=cfg["test"]["fps"])
+        if cfg["data"]["ratio"] is not None:
+            meta["ratio"] = cfg["data"]["ratio"]
+        normalize = data.make_normalizer(frames, meta, cfg["data"], path)
+        return data.Clip(path.name, frames, None, meta, normalize)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or folder")
+    if path.suffix.lower() != ".npy":
+        try:
+            read_video(path, 0, 1)
+        except ValueError:
+            raise ValueError(f"{path}: not a packed .npy clip nor a folder of camera raw frames") from None
+        raise ValueError(f"{path} is an ordinary sRGB video: its colours and tones were already processed by a "
+                         "camera, and the network needs raw sensor data (a packed Bayer .npy or a folder of "
+                         f"camera raw frames). To try it anyway, synthesise dark raw from it: python synthesis.py {path}")
+    return data.open_clip(path, None, cfg["data"])
+
+
+def open_case(case, cfg):
+    name, list_name = CASES[case]
+    path = Path(cfg["data"]["lists_dir"]) / list_name
+    if case == 3 and not path.is_file():
+        raise FileNotFoundError(f"{path}: no customized list. Put packed .npy clips in {cfg['data']['customized_dir']} "
+                                "and run generate_file_list.py, or enhance one clip with --input PATH")
+    return data.open_list(path, cfg["data"])
+
+
+# ---------------------------------------------------------------------------------------------
+# One clip
+
+
+def enhance_clip(clip, enhancer, cfg, output, compare=False, sheet=False, save_npy=False):
+    """Stream a clip through the network into `output` (.mp4); returns {method: scores} when the
+    clip has ground truth, else None. Every file appears only once it is complete."""
+    has_gt = clip.gt_rgb is not None
+    normalizers = baselines.baseline_normalizers(clip, cfg["data"]) if has_gt else {}
+    scores = {name: VideoScores() for name in ["network", *normalizers]}
+    count, height, width, _ = clip.packed_raw.shape
+    sheet_frames = set(np.linspace(0, count - 1, min(SHEET_FRAMES, count)).astype(int).tolist())
+    sheet_rows = []
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fps = clip.fps or cfg["test"]["fps"]
+    with contextlib.ExitStack() as outputs:
+        video = outputs.enter_context(VideoWriter(output, fps))
+        if compare:
+            comparison = outputs.enter_context(VideoWriter(output.with_name(f"{output.stem}_compare.mp4"), fps))
+        if save_npy:
+            npy_path = outputs.enter_context(data.atomic_output(output.with_suffix(".npy")))
+            npy = np.lib.format.open_memmap(npy_path, "w+", np.uint8, (count, 2 * height, 2 * width, 3))
+        progress = outputs.enter_context(tqdm(total=count, desc=clip.name, unit="frame"))
+        for start, rgb in enhancer.enhance(clip):
+            stop = start + len(rgb)
+            video.write(rgb)
+            if save_npy:
+                npy[start:stop] = rgb
+            packed_raw = np.asarray(clip.packed_raw[start:stop])
+            gt = np.asarray(clip.gt_rgb[start:stop]) if has_gt else None
+            if has_gt:
+                scores["network"].update(gt, rgb)
+                for name, normalize in normalizers.items():
+                    scores[name].update(gt, baselines.enhance(name, normalize, packed_raw))
+            if compare or sheet:
+                panels = [input_preview(clip.normalize(packed_raw)), rgb] + ([gt] if has_gt else [])
+                side_by_side = np.concatenate(panels, axis=2)
+                if compare:
+                    comparison.write(side_by_side)
+                sheet_rows += [side_by_side[i - start] for i in sorted(sheet_frames) if start <= i < stop]
+            progress.update(len(rgb))
+        if save_npy:
+            npy.flush()
+    if sheet:
+        with data.atomic_output(output.with_name(f"{output.stem}_sheet.png")) as tmp:
+            cv2.imwrite(str(tmp), cv2.cvtColor(np.concatenate(sheet_rows, axis=0), cv2.COLOR_RGB2BGR))
+    return {name: s.result() for name, s in scores.items()} if has_gt else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables
+
+
+def summarise(per_video):
+    """{video: {method: scores}} -> {method: mean scores over videos}."""
+    methods = next(iter(per_video.values())).keys()
+    return {m: {k: float(np.mean([v[m][k] for v in per_video.values() if m in v]))
+                for k in ("psnr", "ssim", "mse_mabd")} for m in methods}
+
+
+def write_metrics(per_video, folder):
+    overall = summarise(per_video)
+    with data.atomic_output(Path(folder) / "metrics.json") as tmp:
+        tmp.write_text(json.dumps({"videos": per_video, "overall": overall}, indent=1))
+    with data.atomic_output(Path(folder) / "metrics.csv") as tmp, tmp.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["video", "method", "psnr", "ssim", "mse_mabd_1e-3", "frames"])
+        for video, methods in per_video.items():
+            for method, s in methods.items():
+                writer.writerow([video, method, f"{s['psnr']:.4f}", f"{s['ssim']:.5f}", f"{s['mse_mabd']:.5f}", s["frames"]])
+        for method, s in overall.items():
+            writer.writerow(["overall", method, f"{s['psnr']:.4f}", f"{s['ssim']:.5f}", f"{s['mse_mabd']:.5f}", ""])
+    return overall
+
+
+def format_table(overall, videos):
+    lines = [f"{'method':<22} {'PSNR':>7} {'SSIM':>7} {'MSE(MABD) 1e-3':>16}   ({videos} videos)"]
+    labels = {"network": "network", "linear": "linear + demosaic + gamma", "he": "HE + demosaic"}
+    for method, s in overall.items():
+        lines.append(f"{labels.get(method, method):<22} {s['psnr']:7.2f} {s['ssim']:7.4f} {s['mse_mabd']:16.4f}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("case", nargs="?", type=int, choices=sorted(CASES), default=3)
+    parser.add_argument("--input", help="one clip: a packed .npy or a folder of camera raw frames")
+    parser.add_argument("--output", help="with --input: the mp4 to write")
+    parser.add_argument("--weights", help="a .weights.h5 file (default: the experiment's checkpoint)")
+    parser.add_argument("--ratio", type=float, help="exposure ratio for linear input without one (camera raw)")
+    parser.add_argument("--compare", action="store_true", help="also write NAME_compare.mp4: input | output | truth")
+    parser.add_argument("--sheet", action="store_true", help="also write NAME_sheet.png of sample frames")
+    config.add_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.ratio is not None:
+        args.set.append(f"data.ratio={args.ratio}")
+    cfg = test_config(args)
+    model = load_generator(cfg, weights_path(cfg, args.weights))
+    enhancer = TiledEnhancer(model, cfg["test"])
+    root = Path(cfg["test"]["result_root"]) / cfg["experiment"]
+    if args.input:
+        clip = open_input(args.input, cfg)
+        output = Path(args.output or root / "input" / f"{clip.name}.mp4")
+        enhance_clip(clip, enhancer, cfg, output, args.compare, args.sheet)
+        print(f"wrote {output}")
+        return
+    case_name = CASES[args.case][0]
+    folder = root / case_name
+    per_video = {}
+    for clip in open_case(args.case, cfg):
+        scores = enhance_clip(clip, enhancer, cfg, folder / f"{clip.name}.mp4", args.compare, args.sheet,
+                              save_npy=args.case == 2)
+        if scores:
+            per_video[clip.name] = scores
+    if per_video:
+        print(format_table(write_metrics(per_video, folder), len(per_video)))
+    print(f"results in {folder}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""inference.py, metrics.py, baselines.py: tiling, blending, streaming, metrics, mp4 and baselines."""
+import imageio_ffmpeg
+import numpy as np
+import pytest
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+import baselines
+import config
+import data
+import inference
+import metrics
+import network
+import synthesis
+from video_io import VideoWriter, read_video, write_video
+
+
+def textured_model(depth=2, temporal_kernel=3):
+    """A small untrained U-Net whose output spans the range, so tiling differences would show."""
+    import keras
+    keras.utils.set_random_seed(0)
+    model = network.build_unet(config.load_config(overrides=[
+        f"model.depth={depth}", "model.base_channels=4", f"model.temporal_kernel={temporal_kernel}"])["model"])
+    head = model.get_layer("head")
+    kernel, bias = head.get_weights()
+    head.set_weights([kernel * 8, bias + 0.5])
+    return model
+
+
+def make_clip(frames=10, height=20, width=28, seed=0):
+    packed = np.random.default_rng(seed).random((frames, height, width, 4)).astype(np.float32)
+    return data.Clip("clip", packed, None, None, lambda x: np.asarray(x, np.float32))
+
+
+def tiling_cfg(**changes):
+    return config.load_config(overrides=[f"test.{k}={v}" for k, v in changes.items()])["test"]
+
+
+def run(enhancer, clip):
+    chunks = list(enhancer.enhance(clip))
+    starts = [start for start, _ in chunks]
+    assert starts == sorted(starts) and starts[0] == 0
+    for (start, rgb), (following, _) in zip(chunks, chunks[1:]):
+        assert start + len(rgb) == following  # each frame exactly once, in order
+    return np.concatenate([rgb for _, rgb in chunks])
+
+
+def test_tile_starts_are_end_aligned_and_cover():
+    assert inference.tile_starts(10, 16, 4) == [0]
+    assert inference.tile_starts(100, 32, 8) == [0, 24, 48, 68]
+    for length, tile, overlap in [(100, 32, 8), (33, 32, 0), (200, 32, 8), (7, 4, 3)]:
+        starts = inference.tile_starts(length, tile, overlap)
+        assert starts[-1] + tile == length
+        assert all(b - a <= tile - overlap for a, b in zip(starts, starts[1:]))
+    ramp = inference.ramp(10, 3)
+    assert ramp.min() > 0 and np.allclose(ramp, ramp[::-1]) and ramp[3:7].tolist() == [1, 1, 1, 1]
+
+
+def test_one_tile_equals_the_untiled_model():
+    model, clip = textured_model(), make_clip(frames=6, height=13, width=21)
+    tiled = run(inference.TiledEnhancer(model, tiling_cfg(tile_frames=8, tile_size=32, overlap_frames=0, overlap_size=0)),
+                clip)
+    untiled = inference.to_uint8(model(clip.packed_raw[None]).numpy()[0])
+    assert tiled.shape == (6, 26, 42, 3) and np.abs(tiled.astype(int) - untiled).max() <= 1
+
+
+def test_time_windows_blend_exactly():
+    """With a per-frame model every window computes the same frames, so any blend of them must
+    give the untiled output: this checks the streaming and the temporal weights."""
+    model, clip = textured_model(temporal_kernel=1), make_clip(frames=14)
+    untiled = inference.to_uint8(model(clip.packed_raw[None]).numpy()[0]).astype(int)
+    for tile, overlap in [(5, 2), (4, 3), (6, 0), (13, 4)]:
+        tiled = run(inference.TiledEnhancer(model, tiling_cfg(tile_frames=tile, overlap_frames=overlap, tile_size=64)),
+                    clip)
+        assert np.abs(tiled.astype(int) - untiled).max() <= 1, (tile, overlap)
+
+
+def test_spatial_tiles_stay_close_and_show_no_seam():
+    """Tiles of 20x20 packed pixels overlapping by 12, over 24x40: the stated bound is a mean
+    difference under 5/255 from the untiled model (an untrained, high-gain model whose receptive
+    field is wider than the overlap), and no jump across a tile border beyond the model's own."""
+    model, clip = textured_model(temporal_kernel=1), make_clip(frames=3, height=24, width=40)
+    untiled = inference.to_uint8(model(clip.packed_raw[None]).numpy()[0]).astype(int)
+    tiled = run(inference.TiledEnhancer(model, tiling_cfg(tile_size=20, overlap_size=12)), clip).astype(int)
+    assert tiled.shape == untiled.shape
+    assert np.abs(tiled - untiled).mean() < 5.0
+    for left in inference.tile_starts(40, 20, 12)[1:]:
+        for col in (2 * left, 2 * (left + 20)):  # where a tile begins, and where the one before ends
+            if col < untiled.shape[2]:
+                tiled_jump = np.abs(tiled[:, :, col] - tiled[:, :, col - 1]).mean()
+                untiled_jump = np.abs(untiled[:, :, col] - untiled[:, :, col - 1]).mean()
+                assert tiled_jump < untiled_jump + 3.0, (col, tiled_jump, untiled_jump)
+
+
+def test_psnr_and_ssim_match_scikit_image():
+    rng = np.random.default_rng(0)
+    gt = rng.integers(0, 256, (3, 40, 48, 3), dtype=np.uint8)
+    out = np.clip(gt + rng.normal(0, 12, gt.shape), 0, 255).astype(np.uint8)
+    expected_psnr = [peak_signal_noise_ratio(g, o, data_range=255) for g, o in zip(gt, out)]
+    expected_ssim = [structural_similarity(g, o, data_range=255, channel_axis=-1, gaussian_weights=True, sigma=1.5,
+                                           use_sample_covariance=False) for g, o in zip(gt, out)]
+    np.testing.assert_allclose(metrics.psnr(gt, out), expected_psnr, atol=1e-3)
+    np.testing.assert_allclose(metrics.ssim(gt, out), expected_ssim, atol=1e-3)
+
+
+def test_mabd_by_hand():
+    # Three 12x12 grey frames. Brightness of (R, G, B) = (v, v, v) is v / 255.
+    grey = np.array([0, 51, 102], np.uint8)[:, None, None, None] * np.ones((1, 12, 12, 3), np.uint8)
+    frames = grey.copy()
+    frames[2, :, 6:] = 51  # the right half of the last frame stays as it was
+    assert np.allclose(metrics.mabd(metrics.brightness(grey)), [0.2, 0.2])
+    assert np.allclose(metrics.mabd(metrics.brightness(frames)), [0.2, (0.2 + 0.0) / 2])
+    mse = ((0.2 - 0.2) ** 2 + (0.2 - 0.1) ** 2) / 2 / 1e-3
+    scores = metrics.VideoScores()
+    scores.update(grey[:2], grey[:2])  # streamed in two chunks: the difference across chunks counts
+    scores.update(grey[2:], frames[2:])
+    assert scores.result()["mse_mabd"] == pytest.approx(mse) == pytest.approx(5.0)
+    assert metrics.psnr(grey, grey)[0] == pytest.approx(10 * np.log10(255**2 / 1e-10))
+
+
+def test_mp4_round_trips(tmp_path):
+    frames = np.random.default_rng(0).integers(0, 256, (7, 32, 48, 3), dtype=np.uint8)
+    path = tmp_path / "clip.mp4"
+    with VideoWriter(path, fps=12.5) as writer:
+        writer.write(frames[:3])
+        writer.write(frames[3:])
+    decoded, fps = read_video(path)
+    assert decoded.shape == frames.shape and fps == 12.5
+    reader = imageio_ffmpeg.read_frames(str(path))
+    meta = next(reader)
+    reader.close()
+    assert meta["codec"] == "h264" and "yuv420p" in meta["pix_fmt"]
+
+
+def test_failed_write_leaves_no_video(tmp_path):
+    with pytest.raises(RuntimeError):
+        with VideoWriter(tmp_path / "broken.mp4", 25) as writer:
+            writer.write(np.zeros((2, 16, 16, 3), np.uint8))
+            raise RuntimeError("crash")
+    assert list(tmp_path.iterdir()) == []
+    write_video(tmp_path / "ok.mp4", np.zeros((2, 16, 16, 3), np.uint8), 25)
+    assert [p.name for p in tmp_path.iterdir()] == ["ok.mp4"]
+
+
+def test_demosaic_keeps_flat_colours():
+    rgb = np.broadcast_to(np.array([0.2, 0.5, 0.8], np.float32), (1, 8, 8, 3))
+    packed = data.packed_from_mosaic(synthesis.mosaic(rgb))
+    np.testing.assert_allclose(baselines.demosaic(packed)[0, 4, 4], [0.2, 0.5, 0.8], atol=1e-4)
+    assert baselines.srgb_gamma(np.array([0.0, 0.0031308, 1.0])).tolist() == pytest.approx([0, 0.04045, 1], abs=1e-4)
