@@ -45,7 +45,9 @@ def frame_meta(raw, path):
     (dy, dx), channels = frame_layout(raw, path)
     height, width = raw.raw_image_visible.shape
     letters = raw.color_desc.decode()
-    wb = dict(zip(letters, raw.camera_whitebalance))  # the second G's entry overwrites the first: same gain
+    wb = {}
+    for letter, gain in zip(letters, raw.camera_whitebalance):
+        wb.setdefault(letter, gain)  # the second green's entry is often 0, meaning "as the first"
     if not wb.get("G"):
         raise ValueError(f"{path}: no as-shot white balance in the metadata")
     ccm = np.asarray(raw.color_matrix, np.float64)[:, :3]

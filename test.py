@@ -199,10 +199,10 @@ def write_metrics(per_video, folder):
 
 
 def format_table(overall, videos):
-    lines = [f"{'method':<22} {'PSNR':>7} {'SSIM':>7} {'MSE(MABD) 1e-3':>16}   ({videos} videos)"]
+    lines = [f"{'method':<26} {'PSNR':>7} {'SSIM':>7} {'MSE(MABD) 1e-3':>16}   ({videos} videos)"]
     labels = {"network": "network", "linear": "linear + demosaic + gamma", "he": "HE + demosaic"}
     for method, s in overall.items():
-        lines.append(f"{labels.get(method, method):<22} {s['psnr']:7.2f} {s['ssim']:7.4f} {s['mse_mabd']:16.4f}")
+        lines.append(f"{labels.get(method, method):<26} {s['psnr']:7.2f} {s['ssim']:7.4f} {s['mse_mabd']:16.4f}")
     return "\n".join(lines)
 
 

@@ -1,0 +1,189 @@
+"""test.py as a user runs it: cases, --input (npy, camera raw folders), outputs, metrics, errors."""
+import json
+
+import keras
+import numpy as np
+import pytest
+import tifffile
+import yaml
+
+import camera_raw
+import config
+import data
+import generate_file_list
+import network
+import synthesis
+import test as enhance  # the project's test.py script
+from video_io import read_video
+
+CFA_CODES = {"R": 0, "G": 1, "B": 2}  # TIFF/EP CFAPattern colour codes
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    """Four synthetic clips with lists, and a tiny 'trained' model saved as train.py saves one."""
+    root = tmp_path_factory.mktemp("experiment")
+    folders = [f"data.input_dir={root / 'train_he'}", f"data.gt_dir={root / 'gt_he'}", f"data.lists_dir={root}",
+               f"data.customized_dir={root / 'customized'}", f"train.checkpoint_root={root / 'ckpt'}",
+               f"test.result_root={root / 'results'}", "experiment=tiny"]
+    cfg = config.load_config(overrides=folders + ["synthesis.frames=6", "synthesis.height=24", "synthesis.width=32",
+                                                  "model.depth=2", "model.base_channels=4"])
+    rng = np.random.default_rng(0)
+    sources = []
+    for i in range(4):
+        image = (np.kron(rng.random((6, 8, 3)), np.ones((10, 10, 1))) * 255).astype(np.uint8)
+        sources.append((f"scene{i}", "test", lambda s, image=image, i=i: synthesis.still_clip(image, f"scene{i}", s)))
+    synthesis.synthesize_sources(sources, cfg)
+    (root / "customized").mkdir()
+    np.save(root / "customized" / "own.npy", np.load(root / "train_he" / "scene0.npy"))
+    (root / "customized" / "own.json").write_text((root / "train_he" / "scene0.json").read_text())
+    generate_file_list.main(["--set", *folders])
+    keras.utils.set_random_seed(0)
+    folder = root / "ckpt" / "tiny"
+    folder.mkdir(parents=True)
+    network.build_unet(cfg["model"]).save_weights(folder / "best.weights.h5")
+    (folder / "config.yaml").write_text(yaml.safe_dump(cfg))
+    return root, folders
+
+
+def run(folders, *args):
+    enhance.main([*args, "--set", *folders, "test.tile_frames=4", "test.overlap_frames=2", "test.tile_size=8",
+                  "test.overlap_size=2"])
+
+
+def test_case_2_writes_videos_npy_and_metrics(experiment, capsys):
+    root, folders = experiment
+    run(folders, "2", "--compare", "--sheet")  # model.depth 2 / 4 channels come from the checkpoint's config
+    folder = root / "results" / "tiny" / "test"
+    name = data.read_file_list(root / "test_list")[0][0]
+    frames, fps = read_video(folder / f"{name}.mp4")
+    assert frames.shape == (6, 24, 32, 3) and fps == synthesis.STILL_FPS
+    assert read_video(folder / f"{name}_compare.mp4")[0].shape == (6, 24, 96, 3)
+    assert (folder / f"{name}_sheet.png").is_file()
+    results = np.load(folder / f"{name}.npy")
+    assert results.dtype == np.uint8 and results.shape == (6, 24, 32, 3)
+    assert np.abs(results.astype(int) - frames).mean() < 8  # the mp4 is the same video, lossy
+    report = json.loads((folder / "metrics.json").read_text())
+    assert set(report["overall"]) == {"network", "linear", "he"}
+    assert report["videos"][name]["network"]["frames"] == 6
+    assert "MSE(MABD)" in capsys.readouterr().out
+    assert (folder / "metrics.csv").read_text().startswith("video,method,psnr,ssim,mse_mabd_1e-3,frames")
+
+
+def test_case_3_reads_the_customized_list(experiment):
+    root, folders = experiment
+    assert data.read_file_list(root / "customized_list")[0][1] == data.read_file_list(root / "customized_list")[0][2]
+    run(folders, "3")
+    assert read_video(root / "results" / "tiny" / "customized" / "own.mp4")[0].shape == (6, 24, 32, 3)
+    assert not (root / "results" / "tiny" / "customized" / "metrics.json").exists()  # no ground truth
+
+
+def test_input_npy_with_output_path(experiment, tmp_path):
+    root, folders = experiment
+    run(folders, "--input", str(root / "train_he" / "scene1.npy"), "--output", str(tmp_path / "out.mp4"))
+    assert read_video(tmp_path / "out.mp4")[0].shape == (6, 24, 32, 3)
+
+
+def write_dng(path, mosaic, cfa="RGGB", black=64, white=4095, neutral=(0.5, 1.0, 0.625)):
+    """A minimal DNG (TIFF/EP CFA image with the DNG tags LibRaw needs)."""
+    rational = lambda values: tuple(x for v in values for x in (round(v * 10000), 10000))  # noqa: E731
+    tags = [
+        (50706, "B", 4, (1, 4, 0, 0)),  # DNGVersion
+        (50708, "s", 0, "Test Camera"),  # UniqueCameraModel
+        (33421, "H", 2, (2, 2)),  # CFARepeatPatternDim
+        (33422, "B", 4, tuple(CFA_CODES[c] for c in cfa)),  # CFAPattern
+        (50713, "H", 2, (1, 1)),  # BlackLevelRepeatDim
+        (50714, "H", 1, (black,)),  # BlackLevel
+        (50717, "H", 1, (white,)),  # WhiteLevel
+        (50721, "2i", 9, rational(np.eye(3).ravel())),  # ColorMatrix1
+        (50778, "H", 1, (21,)),  # CalibrationIlluminant1: D65
+        (50728, "2I", 3, rational(neutral)),  # AsShotNeutral
+    ]
+    tifffile.imwrite(path, mosaic, photometric=32803, extratags=tags, subfiletype=0)
+
+
+@pytest.mark.parametrize("cfa, offset", [("GBRG", (0, 0)), ("RGGB", (1, 0)), ("BGGR", (0, 1)), ("GRBG", (1, 1))])
+def test_raw_folder_is_packed_in_gbrg_order(tmp_path, cfa, offset):
+    height, width = 32, 48
+    colour = np.array([[cfa[0], cfa[1]], [cfa[2], cfa[3]]])[np.arange(height)[:, None] % 2, np.arange(width) % 2]
+    levels = {"R": 1000, "G": 2000, "B": 3000}
+    for i in range(3):
+        mosaic = np.vectorize(levels.get)(colour).astype(np.uint16) + i  # each frame a little brighter
+        write_dng(tmp_path / f"frame_{i:03d}.dng", mosaic, cfa)
+    frames = camera_raw.RawFolder(tmp_path)
+    dy, dx = offset
+    assert frames.shape == (3, (height - dy) // 2, (width - dx) // 2, 4)
+    packed = frames[0:3]
+    assert packed[:, 3, 5].tolist() == [[2000 + i, 3000 + i, 1000 + i, 2000 + i] for i in range(3)]  # G B R G
+    assert frames.meta["black_level"] == [64, 64, 64, 64] and frames.meta["white_level"] == 4095
+    assert frames.meta["wb_gains"] == pytest.approx([2.0, 1.0, 1.6])
+    assert frames[1:2, 2:4].shape == (1, 2, frames.shape[2], 4)
+
+
+def test_raw_folder_through_test_py(experiment, tmp_path):
+    root, folders = experiment
+    for i in range(4):
+        write_dng(tmp_path / f"f{i}.dng", np.random.default_rng(i).integers(64, 400, (32, 48)).astype(np.uint16))
+    output = tmp_path / "raw.mp4"
+    run(folders, "--input", str(tmp_path), "--output", str(output), "--ratio", "50")
+    frames, fps = read_video(output)
+    assert frames.shape == (4, 30, 48, 3) and fps == 25.0  # RGGB reads GBRG one row down: a row is cropped
+
+
+def test_raw_folder_errors(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="empty: no camera raw files"):
+        camera_raw.RawFolder(tmp_path / "empty")
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    write_dng(mixed / "a.dng", np.full((32, 48), 100, np.uint16))
+    write_dng(mixed / "b.dng", np.full((32, 50), 100, np.uint16))
+    with pytest.raises(ValueError, match="b.dng: differs from a.dng in packed_shape"):
+        camera_raw.RawFolder(mixed)
+    write_dng(mixed / "b.dng", np.full((32, 48), 100, np.uint16), black=100)
+    with pytest.raises(ValueError, match="b.dng: differs from a.dng in black_level"):
+        camera_raw.RawFolder(mixed)
+    (mixed / "b.dng").write_bytes(b"not a raw file")
+    with pytest.raises(ValueError, match="b.dng: rawpy cannot read it"):
+        camera_raw.RawFolder(mixed)
+
+
+def test_linear_raw_input_needs_a_ratio(experiment, tmp_path):
+    root, folders = experiment
+    write_dng(tmp_path / "f.dng", np.full((32, 48), 100, np.uint16))
+    with pytest.raises(ValueError, match="linear normalisation needs ratio"):
+        run(folders, "--input", str(tmp_path), "--output", str(tmp_path / "x.mp4"))
+
+
+def test_srgb_video_as_input_says_why(experiment, tmp_path):
+    root, folders = experiment
+    from video_io import write_video
+    write_video(tmp_path / "holiday.mp4", np.zeros((3, 16, 16, 3), np.uint8), 25)
+    with pytest.raises(ValueError, match="holiday.mp4 is an ordinary sRGB video.*raw sensor data"):
+        run(folders, "--input", str(tmp_path / "holiday.mp4"))
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(ValueError, match="notes.txt: not a packed .npy clip nor a folder of camera raw frames"):
+        run(folders, "--input", str(tmp_path / "notes.txt"))
+    np.save(tmp_path / "rgb.npy", np.zeros((3, 16, 16, 3), np.uint8))
+    with pytest.raises(ValueError, match="rgb.npy: packed Bayer input must be uint16"):
+        run(folders, "--input", str(tmp_path / "rgb.npy"))
+
+
+def test_missing_and_incompatible_checkpoints(experiment, tmp_path):
+    root, folders = experiment
+    with pytest.raises(FileNotFoundError, match="no trained weights for experiment 'nothing'.*python train.py"):
+        run(folders + ["experiment=nothing"], "2")
+    with pytest.raises(FileNotFoundError, match="nowhere.weights.h5: no such weights file"):
+        run(folders, "2", "--weights", str(tmp_path / "nowhere.weights.h5"))
+    with pytest.raises(ValueError, match=r"does not fit the configured model \(model.depth: checkpoint 2, configured 3"):
+        run(folders + ["model.depth=3"], "2")
+    other = tmp_path / "other.weights.h5"
+    network.build_unet(config.load_config(overrides=["model.depth=2", "model.base_channels=8"])["model"]).save_weights(other)
+    with pytest.raises(ValueError, match="other.weights.h5 does not fit the configured model"):
+        run(folders, "2", "--weights", str(other))
+
+
+def test_case_3_without_a_list_says_what_to_do(experiment, tmp_path):
+    root, folders = experiment
+    with pytest.raises(FileNotFoundError, match="no customized list. Put packed .npy clips in"):
+        run(folders + [f"data.lists_dir={tmp_path}"], "3")
