@@ -70,6 +70,20 @@ def load_npy(path, dtype, what):
     return array
 
 
+def read_frames(array, start, stop):
+    """Frames [start, stop) of a clip array as an ordinary in-memory array. A memory-mapped npy is
+    read with plain file reads: pages touched through the map would stay in this process's
+    resident memory, which would then grow with the length of a streamed clip."""
+    if not isinstance(array, np.memmap):
+        return np.asarray(array[start:stop])
+    start, stop, _ = slice(start, stop).indices(len(array))
+    frame_shape = array.shape[1:]
+    frame_bytes = array.dtype.itemsize * int(np.prod(frame_shape))
+    frames = np.fromfile(array.filename, array.dtype, (stop - start) * int(np.prod(frame_shape)),
+                         offset=array.offset + start * frame_bytes)
+    return frames.reshape(stop - start, *frame_shape)
+
+
 def load_packed_raw(path):
     packed_raw = load_npy(path, np.uint16, "packed Bayer input")
     if packed_raw.ndim != 4 or packed_raw.shape[-1] != 4 or 0 in packed_raw.shape:

@@ -1,24 +1,29 @@
 """Enhance whole clips of any length and size in overlapping tiles, streaming through time.
 
-A clip is cut in time into windows of `tile_frames` frames that overlap by `overlap_frames`, and
-each window in space into tiles of `tile_size` packed pixels that overlap by `overlap_size`. Tiles
-are end-aligned (the last one ends at the border, so every tile has the full size) and blended with
-weights that ramp up smoothly across each overlap, so no seam shows. Only one window of input and
-output is in memory at a time: a 10,000-frame clip needs the memory of a 200-frame one.
+A clip is cut in time into windows of at most `tile_frames` frames that overlap by at least
+`overlap_frames`, and each window in space into tiles of at most `tile_size` packed pixels that
+overlap by at least `overlap_size`. Along each axis the fewest tiles are used, all of one size and
+evenly spaced from border to border, so the overlap (work done twice) is as small as it can be.
+Tiles are blended with weights that ramp up smoothly across each overlap, so no seam shows. Only
+one window of input and output is in memory at a time: a 10,000-frame clip needs the memory of a
+200-frame one.
 """
+import math
+
 import numpy as np
 import tensorflow as tf
 
 import data
 
 
-def tile_starts(length, tile, overlap):
-    """Starts of end-aligned tiles of `tile` covering `length` with at least `overlap` shared."""
-    if length <= tile:
-        return [0]
-    step = tile - overlap
-    starts = list(range(0, length - tile, step))
-    return starts + [length - tile]
+def tile_plan(length, max_tile, overlap):
+    """(tile, starts): the fewest equal tiles of at most `max_tile` that cover `length` with at
+    least `overlap` shared between neighbours, evenly spaced from the first sample to the last."""
+    if length <= max_tile:
+        return length, [0]
+    count = math.ceil((length - overlap) / (max_tile - overlap))
+    tile = math.ceil((length + (count - 1) * overlap) / count)
+    return tile, [round(i * (length - tile) / (count - 1)) for i in range(count)]
 
 
 def ramp(length, overlap):
@@ -34,7 +39,6 @@ def ramp(length, overlap):
 
 class TiledEnhancer:
     def __init__(self, model, test_cfg):
-        self.model = model
         self.cfg = test_cfg
         self._run = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
 
@@ -42,12 +46,12 @@ class TiledEnhancer:
         """(T, h, w, 4) float32 -> (T, 2h, 2w, 3) float32, blended over spatial tiles."""
         frames, height, width, _ = packed.shape
         size, overlap = self.cfg["tile_size"], self.cfg["overlap_size"]
-        tile_h, tile_w = min(size, height), min(size, width)
+        (tile_h, tops), (tile_w, lefts) = tile_plan(height, size, overlap), tile_plan(width, size, overlap)
         weight = (ramp(2 * tile_h, 2 * overlap)[:, None] * ramp(2 * tile_w, 2 * overlap)[None, :])[..., None]
         total = np.zeros((frames, 2 * height, 2 * width, 3), np.float32)
         weights = np.zeros((2 * height, 2 * width, 1), np.float32)
-        for top in tile_starts(height, tile_h, overlap):
-            for left in tile_starts(width, tile_w, overlap):
+        for top in tops:
+            for left in lefts:
                 tile = packed[None, :, top:top + tile_h, left:left + tile_w]
                 rgb = self._run(tf.constant(tile)).numpy()[0]
                 rows, cols = slice(2 * top, 2 * (top + tile_h)), slice(2 * left, 2 * (left + tile_w))
@@ -57,12 +61,11 @@ class TiledEnhancer:
 
     def enhance(self, clip):
         """Yield (first frame index, uint8 RGB frames) chunks of the enhanced clip, in order."""
-        count = len(clip.packed_raw)
-        tile, overlap = min(self.cfg["tile_frames"], count), self.cfg["overlap_frames"]
-        starts = tile_starts(count, tile, overlap)
+        overlap = self.cfg["overlap_frames"]
+        tile, starts = tile_plan(len(clip.packed_raw), self.cfg["tile_frames"], overlap)
         carry_sum = carry_weight = None  # the blended tail that the next window overlaps
         for i, start in enumerate(starts):
-            packed = clip.normalize(np.asarray(clip.packed_raw[start:start + tile]))
+            packed = clip.normalize(data.read_frames(clip.packed_raw, start, start + tile))
             time_weight = ramp(tile, overlap)[:, None, None, None]
             window_sum = self.enhance_window(packed) * time_weight
             window_weight = np.broadcast_to(time_weight, (tile, 1, 1, 1)).copy()

@@ -71,12 +71,13 @@ def dtype_policy(model_cfg):
     return "mixed_bfloat16" if model_cfg["mixed_bfloat16"] else "float32"
 
 
-def build_unet(model_cfg):
-    """The generator: a Keras functional model for any batch, frame count and size."""
+def build_unet(model_cfg, input_shape=(None, None, None, 4)):
+    """The generator: a Keras functional model for any batch, frame count and size (or for the
+    given (frames, H/2, W/2, 4), which gives every layer a static shape: see forward_flops)."""
     depth, base = model_cfg["depth"], model_cfg["base_channels"]
     kernel = (model_cfg["temporal_kernel"], 3, 3)
     dtype = dtype_policy(model_cfg)
-    packed_raw = keras.Input((None, None, None, 4), name="packed_raw")
+    packed_raw = keras.Input(input_shape, name="packed_raw")
     x, skips = packed_raw, []
     for level in range(depth + 1):
         block = residual_block if model_cfg["resnet"] and level > 0 else conv_pair
@@ -116,6 +117,23 @@ def build_discriminator(gan_cfg, frame_height, frame_width, bf16=False):
             layers.Dense(units, name=f"dense{i}", dtype=dtype)(x))
     logit = layers.Dense(1, name="logit", dtype="float32")(x)
     return keras.Model(frames, logit, name="discriminator")
+
+
+def forward_flops(model_cfg, frames, height, width):
+    """Floating-point operations (2 per multiply-add) of the convolutions of one forward pass over
+    a (frames, height, width, 4) packed clip; activations, pooling and bias adds are left out.
+    A training step (forward, then gradients of activations and weights) costs about 3 times this."""
+    model = build_unet(model_cfg, (frames, height, width, 4))
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, (layers.Conv3D, layers.Conv3DTranspose)):
+            in_channels = layer.input.shape[-1]
+            # A convolution does one kernel's work per output voxel; a transposed one per input voxel.
+            transposed = isinstance(layer, layers.Conv3DTranspose)
+            voxels = layer.input.shape[1:4] if transposed else layer.output.shape[1:4]
+            kernel = layer.kernel_size[0] * layer.kernel_size[1] * layer.kernel_size[2]
+            total += 2 * kernel * in_channels * layer.filters * voxels[0] * voxels[1] * voxels[2]
+    return total
 
 
 def main(argv=None):

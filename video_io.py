@@ -52,7 +52,8 @@ class VideoWriter:
             height, width = frames.shape[1:3]
             self._writer = imageio_ffmpeg.write_frames(
                 str(self._tmp), (width, height), fps=self.fps, codec="libx264", pix_fmt_out="yuv420p",
-                macro_block_size=2, ffmpeg_log_level="error")
+                macro_block_size=2, ffmpeg_log_level="error",
+                output_params=["-preset", "veryfast"])  # a third of the default's CPU time, 4 % larger
             self._writer.send(None)
         for frame in frames:
             self._writer.send(np.ascontiguousarray(frame, dtype=np.uint8))

@@ -139,3 +139,14 @@ def test_config_rejects_unknown_and_bad_values(tmp_path):
     (tmp_path / "evil.yaml").write_text("data: !!python/object/apply:os.system ['true']\n")
     with pytest.raises(Exception, match="could not determine a constructor"):
         config.load_config(tmp_path / "evil.yaml")
+
+
+def test_read_frames_equals_slicing_without_mapping(tmp_path):
+    clip = np.random.default_rng(0).integers(0, 4096, (7, 3, 5, 4)).astype(np.uint16)
+    np.save(tmp_path / "clip.npy", clip)
+    mapped = data.load_packed_raw(tmp_path / "clip.npy")
+    for start, stop in [(0, 7), (2, 5), (5, 9), (6, 7)]:
+        frames = data.read_frames(mapped, start, stop)
+        assert not isinstance(frames, np.memmap)
+        np.testing.assert_array_equal(frames, clip[start:stop])
+    np.testing.assert_array_equal(data.read_frames(clip, 1, 3), clip[1:3])  # plain arrays too

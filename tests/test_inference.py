@@ -44,13 +44,17 @@ def run(enhancer, clip):
     return np.concatenate([rgb for _, rgb in chunks])
 
 
-def test_tile_starts_are_end_aligned_and_cover():
-    assert inference.tile_starts(10, 16, 4) == [0]
-    assert inference.tile_starts(100, 32, 8) == [0, 24, 48, 68]
-    for length, tile, overlap in [(100, 32, 8), (33, 32, 0), (200, 32, 8), (7, 4, 3)]:
-        starts = inference.tile_starts(length, tile, overlap)
-        assert starts[-1] + tile == length
-        assert all(b - a <= tile - overlap for a, b in zip(starts, starts[1:]))
+def test_tile_plan_uses_the_fewest_equal_tiles():
+    assert inference.tile_plan(10, 16, 4) == (10, [0])
+    assert inference.tile_plan(200, 64, 8) == (56, [0, 48, 96, 144])  # 224 frames of work, not 256
+    assert inference.tile_plan(100, 32, 8) == (31, [0, 23, 46, 69])
+    assert inference.tile_plan(200, 72, 8) == (72, [0, 64, 128])  # the default on SMOID's 200 frames
+    for length, tile, overlap in [(100, 32, 8), (33, 32, 0), (2000, 64, 8), (7, 4, 3), (310, 512, 32)]:
+        size, starts = inference.tile_plan(length, tile, overlap)
+        assert size <= tile and starts[0] == 0 and starts[-1] + size == length
+        assert all(size - (b - a) >= overlap for a, b in zip(starts, starts[1:]))
+        fewer = len(starts) - 1  # one tile fewer could not cover the length with that overlap
+        assert fewer == 0 or fewer * tile - (fewer - 1) * overlap < length
     ramp = inference.ramp(10, 3)
     assert ramp.min() > 0 and np.allclose(ramp, ramp[::-1]) and ramp[3:7].tolist() == [1, 1, 1, 1]
 
@@ -75,7 +79,7 @@ def test_time_windows_blend_exactly():
 
 
 def test_spatial_tiles_stay_close_and_show_no_seam():
-    """Tiles of 20x20 packed pixels overlapping by 12, over 24x40: the stated bound is a mean
+    """Tiles of at most 20x20 packed pixels overlapping by 12, over 24x40: the stated bound is a mean
     difference under 5/255 from the untiled model (an untrained, high-gain model whose receptive
     field is wider than the overlap), and no jump across a tile border beyond the model's own."""
     model, clip = textured_model(temporal_kernel=1), make_clip(frames=3, height=24, width=40)
@@ -83,8 +87,9 @@ def test_spatial_tiles_stay_close_and_show_no_seam():
     tiled = run(inference.TiledEnhancer(model, tiling_cfg(tile_size=20, overlap_size=12)), clip).astype(int)
     assert tiled.shape == untiled.shape
     assert np.abs(tiled - untiled).mean() < 5.0
-    for left in inference.tile_starts(40, 20, 12)[1:]:
-        for col in (2 * left, 2 * (left + 20)):  # where a tile begins, and where the one before ends
+    size, lefts = inference.tile_plan(40, 20, 12)
+    for left in lefts[1:]:
+        for col in (2 * left, 2 * (left + size)):  # where a tile begins, and where the one before ends
             if col < untiled.shape[2]:
                 tiled_jump = np.abs(tiled[:, :, col] - tiled[:, :, col - 1]).mean()
                 untiled_jump = np.abs(untiled[:, :, col] - untiled[:, :, col - 1]).mean()

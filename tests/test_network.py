@@ -105,3 +105,17 @@ def test_tiny_model_overfits_one_clip():
     for _ in range(59):
         last = float(step())
     assert last < first / 3, (first, last)
+
+
+def test_flop_count_matches_a_hand_count():
+    """Depth 2, 4 channels, a (2, 8, 8) packed clip: 2 x kernel x C_in x C_out per voxel."""
+    v0, v1, v2 = 2 * 8 * 8, 2 * 4 * 4, 2 * 2 * 2  # voxels at each level
+    conv = lambda c_in, c_out, voxels: 2 * 27 * c_in * c_out * voxels  # noqa: E731
+    hand = (conv(4, 4, v0) + conv(4, 4, v0) + conv(4, 8, v1) + conv(8, 8, v1) + conv(8, 16, v2) + conv(16, 16, v2)
+            + 2 * 4 * 16 * 8 * v2 + conv(16, 8, v1) + conv(8, 8, v1)  # up1 (per input voxel), dec1
+            + 2 * 4 * 8 * 4 * v1 + conv(8, 4, v0) + conv(4, 4, v0)  # up0, dec0
+            + 2 * 4 * 12 * v0)  # head, 1x1x1
+    assert hand == 1_245_184
+    assert network.forward_flops(model_cfg(depth=2, base_channels=4), 2, 8, 8) == hand
+    per_frame = network.forward_flops(model_cfg(depth=2, base_channels=4, temporal_kernel=1), 2, 8, 8)
+    assert per_frame < hand / 2

@@ -1,0 +1,264 @@
+"""Speed and memory of training and inference, each measured against this machine's own limit.
+
+    python benchmark.py [--json PATH] [--quick] [--runs N]
+
+1. roofline: tf.matmul on 4096x4096, float32 and bfloat16, GFLOP/s;
+2. training compute: one step (forward, backward, Adam) at the `smoid` crop, 16x128x128 packed,
+   depth 3, 32 channels, fed from memory; GFLOP/s from network.forward_flops (x3 for a training
+   step), against the float32 matmul rate (float32) and twice it (mixed_bfloat16);
+3. training end to end: the same step fed by the real tf.data pipeline from npy files on disk,
+   with augmentation, against (2);
+4. inference end to end: a 200-frame clip of 340x620 output, from the npy file through
+   normalisation, tiling, blending and H.264 encoding, in frames per second, against the model's
+   own cost over the same voxels (one tile's forward pass, scaled), float32 and mixed_bfloat16;
+5. memory: peak resident memory of inference on 200 and on 2,000 frames, and of smoid training,
+   each in a fresh process.
+
+Every time is the median of --runs timed runs after a warm-up, taken in the same process as the
+reference it is divided by. --quick runs everything on tiny sizes (for CI: it checks that the
+benchmark works and writes well-formed JSON, not how fast anything is).
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+import config
+import data
+import generate_file_list
+import losses
+import network
+import synthesis
+import train
+from inference import TiledEnhancer
+
+SIZES = {  # full: the issue's sizes; quick: tiny, for CI
+    "full": {"matmul": 4096, "crop": (16, 128, 128), "clip": (200, 170, 310), "long_frames": 2000,
+             "dataset": (4, 48, 288, 512), "model": ["preset=smoid"]},
+    "quick": {"matmul": 256, "crop": (4, 16, 16), "clip": (12, 20, 28), "long_frames": 36,
+              "dataset": (3, 8, 40, 48), "model": ["preset=smoid", "model.depth=2", "model.base_channels=4",
+                                                   "test.tile_frames=8", "test.tile_size=16", "test.overlap_size=4",
+                                                   "test.overlap_frames=2"]},
+}
+SECTIONS = ("roofline", "training", "inference", "memory")
+TARGETS = {  # figure: (comparison, bound)
+    "training_compute_f32_ratio": ("min", 0.90),
+    "training_compute_bf16_ratio": ("min", 0.85),
+    "training_end_to_end_ratio": ("max", 1.05),
+    "inference_f32_ratio": ("max", 1.30),
+    "inference_bf16_ratio": ("max", 1.30),
+    "inference_memory_ratio": ("max", 1.10),
+    "training_peak_memory_gib": ("max", 4.0),
+}
+
+
+def median_seconds(run, runs, warmup=1):
+    """Median wall time of `run()` over `runs` calls, after `warmup` untimed ones."""
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def matmul_gflops(n, dtype, runs):
+    a = tf.cast(tf.random.normal((n, n)), dtype)
+    b = tf.cast(tf.random.normal((n, n)), dtype)
+    matmul = tf.function(lambda: tf.matmul(a, b))
+    return 2 * n**3 / median_seconds(lambda: matmul().numpy(), runs) / 1e9
+
+
+def bench_config(size, *extra, root=None):
+    frames, height, width = SIZES[size]["crop"]
+    folders = [] if root is None else [f"data.input_dir={root}/in", f"data.gt_dir={root}/gt", f"data.lists_dir={root}"]
+    return config.load_config(overrides=SIZES[size]["model"] + folders + [
+        f"train.crop_frames={frames}", f"train.crop_size={height}", *extra])
+
+
+def make_dataset(root, size):
+    """Training clips on disk for the end-to-end step: moved scikit-image stills, synthesised."""
+    import skimage.data
+    count, frames, height, width = SIZES[size]["dataset"]
+    cfg = bench_config(size, f"synthesis.frames={frames}", f"synthesis.height={height}", f"synthesis.width={width}",
+                       root=root)
+    stills = [skimage.data.astronaut, skimage.data.coffee, skimage.data.chelsea, skimage.data.rocket][:count]
+    synthesis.synthesize_sources([(f.__name__, "benchmark", lambda s, f=f: synthesis.still_clip(f(), f.__name__, s))
+                                  for f in stills], cfg)
+    data_cfg = cfg["data"]
+    generate_file_list.write_lists(generate_file_list.find_pairs(data_cfg), data_cfg)
+    return data.open_list(Path(root) / "file_list", data_cfg) + data.open_list(Path(root) / "valid_list", data_cfg)
+
+
+def training_seconds(cfg, batches, runs):
+    """Median seconds of one compiled training step, fed from `batches` (an iterator)."""
+    model = train.build_enhancer(cfg, losses.make_loss(cfg["loss"]), steps_per_epoch=1000)
+    model.make_train_function()
+    return median_seconds(lambda: float(model.train_function(batches)["loss"]), runs, warmup=2)
+
+
+def bench_training(size, runs, roofline, root):
+    frames, height, width = SIZES[size]["crop"]
+    flops = 3 * network.forward_flops(bench_config(size)["model"], frames, height, width)
+    batch = (tf.random.uniform((1, frames, height, width, 4)), tf.random.uniform((1, frames, 2 * height, 2 * width, 3)))
+    from_memory = iter(tf.data.Dataset.from_tensors(batch).repeat())
+    results = {"training_step_gflop": flops / 1e9}
+    for precision, limit in (("f32", roofline["matmul_f32_gflops"]), ("bf16", 2 * roofline["matmul_f32_gflops"])):
+        cfg = bench_config(size, f"model.mixed_bfloat16={precision == 'bf16'}")
+        seconds = training_seconds(cfg, from_memory, runs)
+        results[f"training_compute_{precision}_s"] = seconds
+        results[f"training_compute_{precision}_gflops"] = flops / seconds / 1e9
+        results[f"training_compute_{precision}_ratio"] = flops / seconds / 1e9 / limit
+    clips = make_dataset(root, size)
+    cfg = bench_config(size, root=root)
+    plan = train.SamplePlan(clips, cfg["train"], cfg["seed"])
+    from_disk = iter(train.training_dataset(clips, plan, cfg["train"]).repeat())
+    results["training_end_to_end_s"] = training_seconds(cfg, from_disk, runs)
+    results["training_end_to_end_ratio"] = results["training_end_to_end_s"] / results["training_compute_f32_s"]
+    return results
+
+
+def make_clip(path, frames, height, width):
+    """A dark packed clip of a moving still, with its sidecar, at the benchmark's size."""
+    import skimage.data
+    synth = {**config.DEFAULTS["synthesis"], "frames": frames, "height": 2 * height, "width": 2 * width}
+    gt_rgb, fps = synthesis.still_clip(skimage.data.astronaut(), "benchmark", synth)
+    rng = synthesis.clip_rng(0, "benchmark")
+    params = synthesis.draw_camera_params(rng, synth)
+    np.save(path, synthesis.synthesize(gt_rgb, params, rng))
+    data.sidecar_path(path).write_text(json.dumps(synthesis.sidecar(params, fps, "benchmark")))
+
+
+def repeat_clip(source, path, times):
+    """A clip `times` as long, written frame block by frame block (never whole in memory)."""
+    clip = np.load(source, mmap_mode="r")
+    out = np.lib.format.open_memmap(path, "w+", np.uint16, (len(clip) * times, *clip.shape[1:]))
+    for i in range(times):
+        out[i * len(clip):(i + 1) * len(clip)] = clip
+    out.flush()
+    data.sidecar_path(path).write_text(data.sidecar_path(source).read_text())
+
+
+def enhance_file(cfg, clip_path, output):
+    """The whole inference path of test.py for one clip without ground truth."""
+    import test as enhance
+    enhancer = TiledEnhancer(network.build_unet(cfg["model"]), cfg["test"])
+    return lambda: enhance.enhance_clip(data.open_clip(clip_path, None, cfg["data"]), enhancer, cfg, output)
+
+
+def bench_inference(size, runs, root):
+    frames, height, width = SIZES[size]["clip"]
+    clip_path = Path(root) / "clip.npy"
+    results = {}
+    for precision in ("f32", "bf16"):
+        cfg = bench_config(size, f"model.mixed_bfloat16={precision == 'bf16'}")
+        seconds = median_seconds(enhance_file(cfg, clip_path, Path(root) / "out.mp4"), runs)
+        # The model alone, on one window of the size the tiling uses, scaled to the clip's voxels.
+        model = tf.function(lambda x, m=network.build_unet(cfg["model"]): m(x, training=False))
+        window = min(frames, cfg["test"]["tile_frames"])
+        tile = tf.random.uniform((1, window, min(height, cfg["test"]["tile_size"]), min(width, cfg["test"]["tile_size"]), 4))
+        per_voxel = median_seconds(lambda: model(tile).numpy(), runs) / int(np.prod(tile.shape[1:4]))
+        compute = per_voxel * frames * height * width
+        results[f"inference_{precision}_fps"] = frames / seconds
+        results[f"inference_{precision}_model_fps"] = frames / compute
+        results[f"inference_{precision}_ratio"] = seconds / compute
+    return results
+
+
+def peak_memory_gib(*child_args):
+    """Peak resident memory of a fresh process running `benchmark.py --child ...`."""
+    done = subprocess.run([sys.executable, __file__, "--child", *child_args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark child {child_args} failed:\n{done.stderr[-3000:]}")
+    return float(done.stdout.strip().splitlines()[-1]) / 2**20  # kB -> GiB
+
+
+def child(args):
+    """Run one memory measurement and print this process's peak resident memory (VmHWM, kB)."""
+    size, kind, *paths = args.child
+    if kind == "infer":
+        enhance_file(bench_config(size), paths[0], Path(paths[1]))()
+    else:
+        cfg = bench_config(size, "train.epochs=1", f"train.checkpoint_root={paths[0]}/ckpt",
+                           "train.preview_every=0", root=paths[0])
+        train.train(cfg, verbose=0)
+    status = Path("/proc/self/status").read_text()
+    print(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
+
+
+def bench_memory(size, root):
+    short, long = Path(root) / "clip.npy", Path(root) / "long.npy"
+    repeat_clip(short, long, SIZES[size]["long_frames"] // SIZES[size]["clip"][0])
+    results = {"inference_peak_memory_gib": peak_memory_gib(size, "infer", str(short), str(Path(root) / "short.mp4")),
+               "inference_long_peak_memory_gib": peak_memory_gib(size, "infer", str(long), str(Path(root) / "long.mp4"))}
+    results["inference_memory_ratio"] = results["inference_long_peak_memory_gib"] / results["inference_peak_memory_gib"]
+    if not (Path(root) / "file_list").is_file():  # unless the training section made it already
+        make_dataset(root, size)
+    results["training_peak_memory_gib"] = peak_memory_gib(size, "train", str(root))
+    return results
+
+
+def machine():
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    return {"cpu": cpu, "cores": os.cpu_count(), "gpus": gpus, "tensorflow": tf.__version__, "python": platform.python_version()}
+
+
+def report(results):
+    lines = [f"{'figure':<38} {'value':>12} {'target':>10}  met"]
+    for key, value in results.items():
+        if isinstance(value, (int, float)):
+            target = TARGETS.get(key)
+            bound = f"{'>=' if target[0] == 'min' else '<='} {target[1]}" if target else ""
+            met = "" if not target else ("yes" if (value >= target[1] if target[0] == "min" else value <= target[1]) else "NO")
+            lines.append(f"{key:<38} {value:12.3f} {bound:>10}  {met}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the benchmark runs, times nothing real")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs per figure (after a warm-up)")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS),
+                        help="measure only these (training needs roofline)")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return child(args)
+    size = "quick" if args.quick else "full"
+    if "training" in args.sections and "roofline" not in args.sections:
+        parser.error("the training figures are ratios to the roofline: add --sections roofline")
+    results = {"size": size, **machine()}
+    if "roofline" in args.sections:
+        results["matmul_f32_gflops"] = matmul_gflops(SIZES[size]["matmul"], tf.float32, args.runs)
+        results["matmul_bf16_gflops"] = matmul_gflops(SIZES[size]["matmul"], tf.bfloat16, args.runs)
+    with tempfile.TemporaryDirectory(prefix="benchmark_") as root:
+        if "training" in args.sections:
+            results.update(bench_training(size, args.runs, results, root))
+        if "inference" in args.sections or "memory" in args.sections:
+            make_clip(Path(root) / "clip.npy", *SIZES[size]["clip"])
+        if "inference" in args.sections:
+            results.update(bench_inference(size, args.runs, root))
+        if "memory" in args.sections:
+            results.update(bench_memory(size, root))
+    print(report(results))
+    if args.json:
+        with data.atomic_output(args.json) as tmp:
+            tmp.write_text(json.dumps(results, indent=1))
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
