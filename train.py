@@ -31,7 +31,8 @@ from video_io import write_video
 
 class SamplePlan:
     """Which crops an epoch visits: start frames 0, stride, 2 * stride, ... (each plus a random
-    0 .. jitter-1) of every training video, shuffled. The plan, and every crop's augmentation,
+    0 .. jitter-1) of every training video, shuffled; with train.steps_per_epoch, as many crops as
+    those steps take, going round the shuffled plan. The plan, and every crop's augmentation,
     depend only on the seed and the epoch number, so a resumed run sees the same crops as an
     uninterrupted one. `epoch` is set by the EpochTracker callback before each epoch begins."""
 
@@ -43,14 +44,17 @@ class SamplePlan:
             spare = len(clip.packed_raw) - frames
             last_start = max(spare - (jitter - 1), 0)
             self.samples += [(index, start, min(jitter, spare - start + 1)) for start in range(0, last_start + 1, stride)]
-        self.per_epoch = len(self.samples) - len(self.samples) % train_cfg["batch_size"]
+        batch, steps = train_cfg["batch_size"], train_cfg["steps_per_epoch"]
+        self.per_epoch = steps * batch if steps else len(self.samples) - len(self.samples) % batch
         if self.per_epoch == 0:
-            raise ValueError(f"train.batch_size {train_cfg['batch_size']} is larger than the {len(self.samples)} "
-                             "crops an epoch has")
+            raise ValueError(f"train.batch_size {batch} is larger than the {len(self.samples)} crops an epoch has "
+                             "(set train.steps_per_epoch to go round them)")
 
     def __call__(self):
         rng = np.random.default_rng([self.seed, self.epoch])
-        for position in rng.permutation(len(self.samples))[:self.per_epoch]:
+        rounds = -(-self.per_epoch // len(self.samples))
+        order = np.concatenate([rng.permutation(len(self.samples)) for _ in range(rounds)])
+        for position in order[:self.per_epoch]:
             index, start, jitter = self.samples[position]
             yield index, start + rng.integers(jitter), rng.integers(2**62)
 

@@ -169,8 +169,9 @@ def test_srgb_video_as_input_says_why(experiment, tmp_path):
         run(folders, "--input", str(tmp_path / "rgb.npy"))
 
 
-def test_missing_and_incompatible_checkpoints(experiment, tmp_path):
+def test_missing_and_incompatible_checkpoints(experiment, tmp_path, monkeypatch):
     root, folders = experiment
+    monkeypatch.setattr(enhance, "SHIPPED", tmp_path / "no_shipped_model.weights.h5")
     with pytest.raises(FileNotFoundError, match="no trained weights for experiment 'nothing'.*python train.py"):
         run(folders + ["experiment=nothing"], "2")
     with pytest.raises(FileNotFoundError, match="nowhere.weights.h5: no such weights file"):
@@ -181,6 +182,15 @@ def test_missing_and_incompatible_checkpoints(experiment, tmp_path):
     network.build_unet(config.load_config(overrides=["model.depth=2", "model.base_channels=8"])["model"]).save_weights(other)
     with pytest.raises(ValueError, match="other.weights.h5 does not fit the configured model"):
         run(folders, "2", "--weights", str(other))
+
+
+def test_without_a_trained_experiment_the_shipped_model_is_used(experiment, monkeypatch, capsys):
+    root, folders = experiment
+    monkeypatch.setattr(enhance, "SHIPPED", root / "ckpt" / "tiny" / "best.weights.h5")
+    run(folders + ["experiment=untrained"], "--list", str(root / "valid_list"))
+    assert f"weights: {enhance.SHIPPED}" in capsys.readouterr().out
+    report = json.loads((root / "results" / "untrained" / "valid_list" / "metrics.json").read_text())
+    assert list(report["videos"]) == [entry[0] for entry in data.read_file_list(root / "valid_list")]
 
 
 def test_case_3_without_a_list_says_what_to_do(experiment, tmp_path):

@@ -72,7 +72,9 @@ def test_synthesize_builds_a_dataset_and_lists(tmp_path, monkeypatch):
     monkeypatch.setattr(synthesis, "default_sources",
                         lambda: [s for s in everything if s[0] in ("bikes_064", "astronaut", "coins")])
     run(tmp_path, "synthesis.frames=3", "synthesis.height=16", "synthesis.width=24", "--synthesize")
+    assert not any("bikes" in line for name in generate_file_list.LIST_NAMES for line in (tmp_path / name).read_text().splitlines())
     lists = [data.read_file_list(tmp_path / name) for name in generate_file_list.LIST_NAMES]
-    assert sorted(entry[0] for entries in lists for entry in entries) == ["astronaut", "bikes_064", "coins"]
+    assert sorted(entry[0] for entries in lists for entry in entries) == ["astronaut", "coins"]
+    assert [entry[0] for entry in data.read_file_list(tmp_path / "heldout_list")] == ["bikes_064"]  # a held-out source
     clip = data.open_clip(*reversed(lists[0][0][1:]), config.DEFAULTS["data"])
     assert clip.packed_raw.shape == (3, 8, 12, 4) and clip.meta["fps"] == 25.0

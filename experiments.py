@@ -1,0 +1,197 @@
+"""Regenerate the original's tables: train every row on the same budget, evaluate it on the test
+list with test.py, and write the table and its curves.
+
+    python experiments.py TABLE [TABLE ...] [--budget cpu|smoid] [--set section.key=value ...]
+    python experiments.py --list
+    python experiments.py --generalisation [--set experiment=NAME ...]
+
+A row is a YAML file of experiments/ applied on top of the budget. Rows with more than the budget's
+batch size get its learning rate times sqrt(batch / budget batch). Each row trains as experiment
+BUDGET_ROW (in train.checkpoint_root; an interrupted table resumes, and a finished row is not
+trained again), then `test.py 2` measures it. The table goes to figure/BUDGET_TABLE.md, the curves
+to figure/BUDGET_TABLE_curves.png, and into README.md between its <!-- table:BUDGET_TABLE -->
+markers when it has them.
+
+--generalisation measures a trained model (the experiment's, else the shipped one) where it was
+not trained: on the test list, on the held-out source (`heldout_list`, clips of a video the
+training never saw), and on that source re-synthesised at exposure ratios 50, 100, 200 and 300.
+"""
+import argparse
+import json
+import math
+import re
+import time
+from pathlib import Path
+
+import config
+import data
+import figures
+import generate_file_list
+import losses
+import synthesis
+import test as enhance
+import train
+
+EXPERIMENTS = Path(__file__).resolve().parent / "experiments"
+TABLES = {
+    "batch": ["batch_1", "batch_4", "batch_10"],
+    "loss": ["baseline", "structure", "region", "vgg", "multi_loss_1", "multi_loss_2"],
+    "resnet": ["baseline", "resnet"],
+    "gan": ["baseline", "gan"],
+    "depth": ["depth_2", "baseline", "depth_4"],
+    "channels": ["channels_16", "channels_32"],
+    "temporal": ["baseline", "unet_2d"],
+}
+BUDGETS = {  # applied before a row's file, which may change them; command-line values come last
+    # 30 epochs x 40 steps of batch 4, 8x64x64 packed crops, 16 channels: ~10 minutes a row on 2 cores.
+    "cpu": {"preset": "demo", "train": {"steps_per_epoch": 40}},
+    # The original's protocol (16x128x128 crops, batch 1, 60 epochs): a GPU job.
+    "smoid": {"preset": "smoid"},
+}
+NEEDS_WEIGHTS = "needs weights (see README)"
+RATIOS = (50, 100, 200, 300)
+
+
+def row_overrides(row, budget, overrides):
+    """The command line's values, plus the row's learning rate if its batch differs from the budget's."""
+    budget_train = config.load_config(overrides=overrides, base=budget)["train"]
+    row_train = config.load_config(EXPERIMENTS / f"{row}.yaml", overrides, base=budget)["train"]
+    if row_train["batch_size"] == budget_train["batch_size"]:
+        return list(overrides)
+    lr = budget_train["learning_rate"] * math.sqrt(row_train["batch_size"] / budget_train["batch_size"])
+    return [*overrides, f"train.learning_rate={lr:.6g}"]
+
+
+def finished(cfg):
+    """True when this experiment already trained to the end with exactly this configuration."""
+    folder = train.experiment_folder(cfg)
+    if not (folder / "best.weights.h5").is_file() or (folder / "backup").exists():
+        return False
+    return config.load_config(folder / "config.yaml") == cfg
+
+
+def run_row(row, budget_name, overrides):
+    """Train (unless already done) and evaluate one row; returns its line of the table."""
+    name = f"{budget_name}_{row}"
+    row_yaml = EXPERIMENTS / f"{row}.yaml"
+    used = row_overrides(row, BUDGETS[budget_name], overrides) + [f"experiment={name}"]
+    cfg = config.load_config(row_yaml, used, base=BUDGETS[budget_name])
+    if "vgg" in cfg["loss"]["terms"]:
+        try:
+            losses.vgg_weights_path(cfg["loss"])
+        except FileNotFoundError:
+            return {"row": row, "status": NEEDS_WEIGHTS}
+    start = time.monotonic()
+    if not finished(cfg):
+        train.train(cfg, verbose=2)
+    minutes = (time.monotonic() - start) / 60
+    enhance.main(["2", "--set", *used])  # the model and input settings come from the checkpoint's config
+    overall = json.loads((Path(cfg["test"]["result_root"]) / name / "test" / "metrics.json").read_text())["overall"]
+    log = figures.read_log(train.experiment_folder(cfg) / "log.csv")
+    return {"row": row, "experiment": name, **{k: overall["network"][k] for k in ("psnr", "ssim", "mse_mabd")},
+            "train_loss": log["loss"][-1], "val_loss": log["val_loss"][-1], "minutes": minutes}
+
+
+def markdown(rows):
+    lines = ["| row | PSNR | SSIM | MSE(MABD) 1e-3 | train loss | val loss | wall (min) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        if "status" in r:
+            lines.append(f"| {r['row']} | {r['status']} | | | | | |")
+        else:
+            lines.append(f"| {r['row']} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['mse_mabd']:.3f} | "
+                         f"{r['train_loss']:.4f} | {r['val_loss']:.4f} | {r['minutes']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(readme, key, table):
+    """Replace the table between README's <!-- table:KEY --> and <!-- /table:KEY --> markers."""
+    readme = Path(readme)
+    if not readme.is_file():
+        return False
+    text = readme.read_text()
+    pattern = re.compile(rf"(<!-- table:{re.escape(key)} -->\n).*?(<!-- /table:{re.escape(key)} -->)", re.S)
+    if not pattern.search(text):
+        return False
+    with data.atomic_output(readme) as tmp:
+        tmp.write_text(pattern.sub(lambda m: m.group(1) + table + m.group(2), text))
+    return True
+
+
+def run_table(table, budget_name, overrides, figure_dir="figure", readme="README.md"):
+    rows = [run_row(row, budget_name, overrides) for row in TABLES[table]]
+    key = f"{budget_name}_{table}"
+    text = markdown(rows)
+    Path(figure_dir).mkdir(parents=True, exist_ok=True)
+    with data.atomic_output(Path(figure_dir) / f"{key}.md") as tmp:
+        tmp.write_text(text)
+    trained = [r for r in rows if "experiment" in r]
+    if trained:
+        root = Path(config.load_config(overrides=overrides, base=BUDGETS[budget_name])["train"]["checkpoint_root"])
+        figures.plot_curves({r["row"]: figures.read_log(root / r["experiment"] / "log.csv") for r in trained},
+                            Path(figure_dir) / f"{key}_curves.png")
+    update_readme(readme, key, text)
+    print(f"\n{key}\n{text}")
+    return rows
+
+
+def held_out_at_ratio(ratio, overrides):
+    """The held-out source's clips synthesised again at one exposure ratio; returns its list."""
+    cfg = config.load_config(overrides=overrides)
+    root = Path(cfg["data"]["lists_dir"]) / f"heldout_ratio_{ratio}"
+    data_cfg = {**cfg["data"], "input_dir": str(root / "train_he"), "gt_dir": str(root / "gt_he")}
+    sources = [s for s in synthesis.default_sources() if s[0].startswith(tuple(cfg["data"]["held_out"]))]
+    ratio_cfg = {**cfg, "data": data_cfg, "synthesis": {**cfg["synthesis"], "ratio_range": [ratio, ratio]}}
+    synthesis.synthesize_sources(sources, ratio_cfg)
+    path = Path(cfg["data"]["lists_dir"]) / f"heldout_ratio_{ratio}_list"
+    generate_file_list.write_list(path, [name for name, _, _ in sources], data_cfg)
+    return path
+
+
+def generalisation(overrides, figure_dir="figure", readme="README.md"):
+    """Test list, held-out source, and held-out source per exposure ratio: one table."""
+    cfg = config.load_config(overrides=overrides)
+    lists = {"test list": Path(cfg["data"]["lists_dir"]) / "test_list",
+             "held-out source": Path(cfg["data"]["lists_dir"]) / generate_file_list.HELD_OUT_LIST}
+    lists.update({f"held-out source, ratio {r}": held_out_at_ratio(r, overrides) for r in RATIOS})
+    lines = ["| clips | PSNR | SSIM | MSE(MABD) 1e-3 | linear baseline PSNR | HE baseline PSNR |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for label, path in lists.items():
+        enhance.main(["--list", str(path), "--set", *overrides])
+        result = Path(cfg["test"]["result_root"]) / cfg["experiment"] / path.name
+        overall = json.loads((result / "metrics.json").read_text())["overall"]
+        net = overall["network"]
+        lines.append(f"| {label} | {net['psnr']:.2f} | {net['ssim']:.3f} | {net['mse_mabd']:.3f} | "
+                     f"{overall['linear']['psnr']:.2f} | {overall['he']['psnr']:.2f} |")
+    table = "\n".join(lines) + "\n"
+    with data.atomic_output(Path(figure_dir) / "generalisation.md") as tmp:
+        tmp.write_text(table)
+    update_readme(readme, "generalisation", table)
+    print(table)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("tables", nargs="*", help=f"any of: {', '.join(TABLES)}")
+    parser.add_argument("--budget", choices=sorted(BUDGETS), default="cpu")
+    parser.add_argument("--list", action="store_true", help="list the tables and their rows")
+    parser.add_argument("--generalisation", action="store_true",
+                        help="measure the model on the test list, the held-out source and per exposure ratio")
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="SECTION.KEY=VALUE",
+                        help="overrides for every row, after the budget and the row's file")
+    args = parser.parse_args(argv)
+    if args.generalisation:
+        return generalisation(args.set)
+    if args.list or not args.tables:
+        for table, rows in TABLES.items():
+            print(f"{table}: {', '.join(rows)}")
+        return
+    unknown = [t for t in args.tables if t not in TABLES]
+    if unknown:
+        parser.error(f"unknown table {unknown[0]!r}; tables: {', '.join(TABLES)}")
+    for table in args.tables:
+        run_table(table, args.budget, args.set)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""experiments.py: a toy table runs end to end and writes a well-formed table (no quality asserted)."""
+import numpy as np
+import pytest
+
+import config
+import experiments
+import generate_file_list
+import synthesis
+
+
+def test_toy_table_end_to_end(tmp_path, monkeypatch):
+    folders = [f"data.input_dir={tmp_path / 'in'}", f"data.gt_dir={tmp_path / 'gt'}", f"data.lists_dir={tmp_path}",
+               f"train.checkpoint_root={tmp_path / 'ckpt'}", f"test.result_root={tmp_path / 'results'}"]
+    cfg = config.load_config(overrides=folders + ["synthesis.frames=6", "synthesis.height=24", "synthesis.width=32"])
+    rng = np.random.default_rng(0)
+    images = [(np.kron(rng.random((6, 8, 3)), np.ones((10, 10, 1))) * 255).astype(np.uint8) for _ in range(3)]
+    synthesis.synthesize_sources([(f"s{i}", "test", lambda s, im=im, i=i: synthesis.still_clip(im, f"s{i}", s))
+                                  for i, im in enumerate(images)], cfg)
+    generate_file_list.main(["--set", *folders])
+    toy_budget = {"preset": "demo", "model": {"depth": 2, "base_channels": 4},
+                  "train": {"crop_frames": 4, "crop_size": 8, "batch_size": 2, "epochs": 2, "steps_per_epoch": 2,
+                            "preview_every": 0},
+                  "test": {"tile_frames": 4, "overlap_frames": 1, "tile_size": 8, "overlap_size": 2},
+                  "loss": {"vgg_weights": str(tmp_path / "no_vgg.h5")}}
+    monkeypatch.setitem(experiments.BUDGETS, "toy", toy_budget)
+    monkeypatch.setitem(experiments.TABLES, "toy", ["baseline", "batch_4", "vgg"])
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- table:toy_toy -->\nold\n<!-- /table:toy_toy -->\nend\n")
+    rows = experiments.run_table("toy", "toy", folders, figure_dir=tmp_path / "figure", readme=readme)
+
+    assert [r["row"] for r in rows] == ["baseline", "batch_4", "vgg"]
+    assert rows[2]["status"] == experiments.NEEDS_WEIGHTS
+    for row in rows[:2]:
+        assert np.isfinite([row["psnr"], row["ssim"], row["mse_mabd"], row["train_loss"], row["val_loss"]]).all()
+    batch_4 = config.load_config(tmp_path / "ckpt" / "toy_batch_4" / "config.yaml")["train"]
+    assert batch_4["batch_size"] == 4 and batch_4["learning_rate"] == pytest.approx(5e-4 * (4 / 2) ** 0.5, rel=1e-5)
+    table = (tmp_path / "figure" / "toy_toy.md").read_text().splitlines()
+    assert table[0].startswith("| row | PSNR | SSIM | MSE(MABD) 1e-3 |") and len(table) == 5
+    assert all(line.count("|") == 8 for line in table)
+    assert (tmp_path / "figure" / "toy_toy_curves.png").is_file()
+    assert readme.read_text() == "intro\n<!-- table:toy_toy -->\n" + "\n".join(table) + "\n<!-- /table:toy_toy -->\nend\n"
+    # A finished row is not trained again.
+    assert experiments.finished(config.load_config(experiments.EXPERIMENTS / "baseline.yaml",
+                                                   folders + ["experiment=toy_baseline"], base=toy_budget))
