@@ -101,9 +101,7 @@ def open_input(path, cfg):
     path = Path(path)
     if path.is_dir():
         frames = RawFolder(path)
-        meta = dict(frames.meta, fps=cfg["test"]["fps"])
-        if cfg["data"]["ratio"] is not None:
-            meta["ratio"] = cfg["data"]["ratio"]
+        meta = dict(frames.meta, fps=cfg["test"]["fps"])  # data.ratio (--ratio) gives the exposure ratio
         normalize = data.make_normalizer(frames, meta, cfg["data"], path)
         return data.Clip(path.name, frames, None, meta, normalize)
     if not path.exists():
@@ -155,8 +153,11 @@ def enhance_clip(clip, enhancer, cfg, output, compare=False, sheet=False, save_n
         for start, rgb in enhancer.enhance(clip):
             stop = start + len(rgb)
             video.write(rgb)
+            progress.update(len(rgb))
             if save_npy:
                 npy[start:stop] = rgb
+            if not (has_gt or compare or sheet):  # plain enhancement reads the input only once
+                continue
             packed_raw = data.read_frames(clip.packed_raw, start, stop)
             gt = data.read_frames(clip.gt_rgb, start, stop) if has_gt else None
             if has_gt:
@@ -169,7 +170,6 @@ def enhance_clip(clip, enhancer, cfg, output, compare=False, sheet=False, save_n
                 if compare:
                     comparison.write(side_by_side)
                 sheet_rows += [side_by_side[i - start] for i in sorted(sheet_frames) if start <= i < stop]
-            progress.update(len(rgb))
         if save_npy:
             npy.flush()
     if sheet:
