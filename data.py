@@ -257,6 +257,12 @@ def _cfa_phase(codes):
     raise AssertionError("a flip or transpose of a Bayer mosaic always has a GBRG phase")
 
 
+def flip_margin(spatial_flips):
+    """Packed blocks a crop needs beyond its size when it may be flipped in space: one, so that the
+    flipped mosaic can be cut again at the GBRG phase."""
+    return 1 if spatial_flips else 0
+
+
 def crop_pair(clip, start, top, left, frames, size, flips=(False, False, False, False)):
     """A (packed float32 (T, s, s, 4), gt float32 (T, 2s, 2s, 3) or None) training pair.
 
@@ -265,7 +271,7 @@ def crop_pair(clip, start, top, left, frames, size, flips=(False, False, False, 
     then both are cropped one pixel in where needed so that the mosaic reads GBRG again. Without a
     flip, the crop is exactly packed [top, top + s) x [left, left + s)."""
     flip_t, flip_v, flip_h, transpose = flips
-    margin = 1 if (flip_v or flip_h or transpose) else 0
+    margin = flip_margin(flip_v or flip_h or transpose)
     block = slice(start, start + frames), slice(top, top + size + margin), slice(left, left + size + margin)
     raw = mosaic_from_packed(np.asarray(clip.packed_raw[block]))
     codes = _cfa_codes(*raw.shape[1:])
@@ -288,7 +294,7 @@ def crop_pair(clip, start, top, left, frames, size, flips=(False, False, False, 
 def random_crop_pair(clip, start, frames, size, rng, augment):
     """A random crop of `frames` frames from `start`, randomly flipped when `augment`."""
     flips = tuple(rng.random(4) < 0.5) if augment else (False,) * 4
-    margin = 1 if any(flips[1:]) else 0
+    margin = flip_margin(any(flips[1:]))
     _, height, width, _ = clip.packed_raw.shape
     top = int(rng.integers(0, height - size - margin + 1))
     left = int(rng.integers(0, width - size - margin + 1))
@@ -303,7 +309,7 @@ def centre_crop_pair(clip, frames, size):
 
 def check_crop_fits(clips, frames, size, augment, where):
     """Stop before any work when a crop is larger than a video."""
-    margin = 1 if augment else 0
+    margin = flip_margin(augment)
     for clip in clips:
         count, height, width, _ = clip.packed_raw.shape
         if count < frames or min(height, width) < size + margin:

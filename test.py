@@ -66,15 +66,16 @@ def saved_config(weights):
 
 
 def test_config(args):
-    """The command line's configuration, on top of the model and input settings that built the
-    weights (so `python test.py 2` needs no repetition of the training's overrides)."""
+    """The weights to use, and the command line's configuration on top of the model and input
+    settings that built them (so `python test.py 2` needs no repetition of the training's overrides)."""
     cfg = config.from_args(args)
-    saved = saved_config(weights_path(cfg, args.weights))
+    weights = weights_path(cfg, args.weights)
+    saved = saved_config(weights)
     if saved is None:
-        return cfg
+        return cfg, weights
     base = {section: saved[section] if keys is None else {k: saved[section][k] for k in keys}
             for section, keys in CHECKPOINT_KEYS.items()}
-    return config.load_config(args.config, args.set, base=base)
+    return config.load_config(args.config, args.set, base=base), weights
 
 
 def load_generator(cfg, weights):
@@ -226,8 +227,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.ratio is not None:
         args.set.append(f"data.ratio={args.ratio}")
-    cfg = test_config(args)
-    weights = weights_path(cfg, args.weights)
+    cfg, weights = test_config(args)
     print(f"weights: {weights}")
     model = load_generator(cfg, weights)
     enhancer = TiledEnhancer(model, cfg["test"])
