@@ -8,9 +8,10 @@ list with test.py, and write the table and its curves.
 A row is a YAML file of experiments/ applied on top of the budget. Rows with more than the budget's
 batch size get its learning rate times sqrt(batch / budget batch). Each row trains as experiment
 BUDGET_ROW (in train.checkpoint_root; an interrupted table resumes, and a finished row is not
-trained again), then `test.py 2` measures it. The table goes to figure/BUDGET_TABLE.md, the curves
-to figure/BUDGET_TABLE_curves.png, and into README.md between its <!-- table:BUDGET_TABLE -->
-markers when it has them.
+trained again; rows whose settings are the same under a budget share one run), then `test.py 2`
+measures it. The wall time is the sum of the log's epoch times (training and validation). The
+table goes to figure/BUDGET_TABLE.md, the curves to figure/BUDGET_TABLE_curves.png, and into
+README.md between its <!-- table:BUDGET_TABLE --> markers when it has them.
 
 --generalisation measures a trained model (the experiment's, else the shipped one) where it was
 not trained: on the test list, on the held-out source (`heldout_list`, clips of a video the
@@ -20,7 +21,6 @@ import argparse
 import json
 import math
 import re
-import time
 from pathlib import Path
 
 import config
@@ -43,8 +43,8 @@ TABLES = {
     "temporal": ["baseline", "unet_2d"],
 }
 BUDGETS = {  # applied before a row's file, which may change them; command-line values come last
-    # 30 epochs x 40 steps of batch 4, 8x64x64 packed crops, 16 channels: ~10 minutes a row on 2 cores.
-    "cpu": {"preset": "demo", "train": {"steps_per_epoch": 40}},
+    # 20 epochs x 40 steps of batch 4, 8x64x64 packed crops, 16 channels: ~7 minutes a row on 2 cores.
+    "cpu": {"preset": "demo", "train": {"epochs": 20, "lr_drop_epoch": 16, "steps_per_epoch": 40}},
     # The original's protocol (16x128x128 crops, batch 1, 60 epochs): a GPU job.
     "smoid": {"preset": "smoid"},
 }
@@ -52,14 +52,25 @@ NEEDS_WEIGHTS = "needs weights (see README)"
 RATIOS = (50, 100, 200, 300)
 
 
-def row_overrides(row, budget, overrides):
-    """The command line's values, plus the row's learning rate if its batch differs from the budget's."""
+def row_config(row, budget_name, overrides):
+    """A row's configuration and the overrides that give it: the command line's values, plus the
+    row's learning rate if its batch differs from the budget's."""
+    budget = BUDGETS[budget_name]
     budget_train = config.load_config(overrides=overrides, base=budget)["train"]
-    row_train = config.load_config(EXPERIMENTS / f"{row}.yaml", overrides, base=budget)["train"]
-    if row_train["batch_size"] == budget_train["batch_size"]:
-        return list(overrides)
-    lr = budget_train["learning_rate"] * math.sqrt(row_train["batch_size"] / budget_train["batch_size"])
-    return [*overrides, f"train.learning_rate={lr:.6g}"]
+    cfg = config.load_config(EXPERIMENTS / f"{row}.yaml", overrides, base=budget)
+    if cfg["train"]["batch_size"] == budget_train["batch_size"]:
+        return cfg, list(overrides)
+    lr = budget_train["learning_rate"] * math.sqrt(cfg["train"]["batch_size"] / budget_train["batch_size"])
+    used = [*overrides, f"train.learning_rate={lr:.6g}"]
+    return config.load_config(EXPERIMENTS / f"{row}.yaml", used, base=budget), used
+
+
+def trained_as(row, budget_name, overrides):
+    """The first row (baseline, then by name) with exactly this row's settings, whose run this row
+    shares: e.g. batch_4 is the cpu budget's baseline, and channels_32 the smoid budget's."""
+    settings = row_config(row, budget_name, overrides)[0]
+    candidates = ["baseline", *sorted(path.stem for path in EXPERIMENTS.glob("*.yaml"))]  # the row is among them
+    return next(other for other in candidates if row_config(other, budget_name, overrides)[0] == settings)
 
 
 def finished(cfg):
@@ -72,24 +83,22 @@ def finished(cfg):
 
 def run_row(row, budget_name, overrides):
     """Train (unless already done) and evaluate one row; returns its line of the table."""
-    name = f"{budget_name}_{row}"
-    row_yaml = EXPERIMENTS / f"{row}.yaml"
-    used = row_overrides(row, BUDGETS[budget_name], overrides) + [f"experiment={name}"]
-    cfg = config.load_config(row_yaml, used, base=BUDGETS[budget_name])
+    run = trained_as(row, budget_name, overrides)
+    name = f"{budget_name}_{run}"
+    cfg, used = row_config(run, budget_name, [*overrides, f"experiment={name}"])
     if "vgg" in cfg["loss"]["terms"]:
         try:
             losses.vgg_weights_path(cfg["loss"])
         except FileNotFoundError:
             return {"row": row, "status": NEEDS_WEIGHTS}
-    start = time.monotonic()
     if not finished(cfg):
         train.train(cfg, verbose=2)
-    minutes = (time.monotonic() - start) / 60
     enhance.main(["2", "--set", *used])  # the model and input settings come from the checkpoint's config
     overall = json.loads((Path(cfg["test"]["result_root"]) / name / "test" / "metrics.json").read_text())["overall"]
     log = figures.read_log(train.experiment_folder(cfg) / "log.csv")
-    return {"row": row, "experiment": name, **{k: overall["network"][k] for k in ("psnr", "ssim", "mse_mabd")},
-            "train_loss": log["loss"][-1], "val_loss": log["val_loss"][-1], "minutes": minutes}
+    label = row if run == row else f"{row} (= {run})"
+    return {"row": label, "experiment": name, **{k: overall["network"][k] for k in ("psnr", "ssim", "mse_mabd")},
+            "train_loss": log["loss"][-1], "val_loss": log["val_loss"][-1], "minutes": sum(log["epoch_seconds"]) / 60}
 
 
 def markdown(rows):

@@ -10,6 +10,7 @@ again to resume; a finished run starts afresh.
 import argparse
 import json
 import math
+import time
 from pathlib import Path
 
 import keras
@@ -213,6 +214,17 @@ def save_weights(model, path):
         model.save_weights(tmp)
 
 
+class EpochTimer(keras.callbacks.Callback):
+    """Adds `epoch_seconds` (training and validation) to the epoch's logs, so log.csv keeps the
+    wall time of every epoch, across resumes."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["epoch_seconds"] = time.monotonic() - self.start
+
+
 class Checkpoints(keras.callbacks.Callback):
     """The generator's weights: last.weights.h5 after every epoch, best.weights.h5 at the best
     validation PSNR (with best.json saying when and how good), each written atomically."""
@@ -296,6 +308,7 @@ def train(cfg, extra_callbacks=(), verbose="auto"):
         keras.callbacks.BackupAndRestore(folder / "backup", double_checkpoint=True),
         EpochTracker(plan),
         StopOnNonFinite(),
+        EpochTimer(),  # before the callbacks that write the logs
         Checkpoints(folder, model.generator),
         keras.callbacks.CSVLogger(folder / "log.csv", append=True),
         keras.callbacks.TensorBoard(folder / "tensorboard", write_graph=False),

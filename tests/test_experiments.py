@@ -17,25 +17,29 @@ def test_toy_table_end_to_end(tmp_path, monkeypatch):
     synthesis.synthesize_sources([(f"s{i}", "test", lambda s, im=im, i=i: synthesis.still_clip(im, f"s{i}", s))
                                   for i, im in enumerate(images)], cfg)
     generate_file_list.main(["--set", *folders])
-    toy_budget = {"preset": "demo", "model": {"depth": 2, "base_channels": 4},
+    toy_budget = {"preset": "demo", "model": {"depth": 2, "base_channels": 4},  # depth_2 is this baseline
                   "train": {"crop_frames": 4, "crop_size": 8, "batch_size": 2, "epochs": 2, "steps_per_epoch": 2,
                             "preview_every": 0},
                   "test": {"tile_frames": 4, "overlap_frames": 1, "tile_size": 8, "overlap_size": 2},
                   "loss": {"vgg_weights": str(tmp_path / "no_vgg.h5")}}
     monkeypatch.setitem(experiments.BUDGETS, "toy", toy_budget)
-    monkeypatch.setitem(experiments.TABLES, "toy", ["baseline", "batch_4", "vgg"])
+    monkeypatch.setitem(experiments.TABLES, "toy", ["baseline", "depth_2", "batch_4", "vgg"])
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- table:toy_toy -->\nold\n<!-- /table:toy_toy -->\nend\n")
     rows = experiments.run_table("toy", "toy", folders, figure_dir=tmp_path / "figure", readme=readme)
 
-    assert [r["row"] for r in rows] == ["baseline", "batch_4", "vgg"]
-    assert rows[2]["status"] == experiments.NEEDS_WEIGHTS
-    for row in rows[:2]:
+    assert [r["row"] for r in rows] == ["baseline", "depth_2 (= baseline)", "batch_4", "vgg"]
+    assert rows[3]["status"] == experiments.NEEDS_WEIGHTS
+    # A row with the baseline's settings shares its run instead of training again.
+    assert rows[1]["experiment"] == "toy_baseline" and not (tmp_path / "ckpt" / "toy_depth_2").exists()
+    assert rows[1]["psnr"] == rows[0]["psnr"]
+    for row in (rows[0], rows[2]):
         assert np.isfinite([row["psnr"], row["ssim"], row["mse_mabd"], row["train_loss"], row["val_loss"]]).all()
+        assert 0 < row["minutes"] < 10
     batch_4 = config.load_config(tmp_path / "ckpt" / "toy_batch_4" / "config.yaml")["train"]
     assert batch_4["batch_size"] == 4 and batch_4["learning_rate"] == pytest.approx(5e-4 * (4 / 2) ** 0.5, rel=1e-5)
     table = (tmp_path / "figure" / "toy_toy.md").read_text().splitlines()
-    assert table[0].startswith("| row | PSNR | SSIM | MSE(MABD) 1e-3 |") and len(table) == 5
+    assert table[0].startswith("| row | PSNR | SSIM | MSE(MABD) 1e-3 |") and len(table) == 6
     assert all(line.count("|") == 8 for line in table)
     assert (tmp_path / "figure" / "toy_toy_curves.png").is_file()
     assert readme.read_text() == "intro\n<!-- table:toy_toy -->\n" + "\n".join(table) + "\n<!-- /table:toy_toy -->\nend\n"
