@@ -72,6 +72,9 @@ DEFAULTS = {
         "lr_drop_factor": 0.1,
         "epochs": 60,
         "steps_per_epoch": None,  # None: one pass over the sample plan; a number fixes the budget
+        # Generator weights to start from instead of random ones: fine-tuning, e.g. the shipped
+        # model (models/shipped/best.weights.h5) on your own clips. A resumed run ignores it.
+        "init_weights": None,
         # An epoch visits start frames 0, stride, 2 * stride, ... (each plus a random 0 .. jitter-1)
         # of every training video, in a shuffled order.
         "start_stride": 4,

@@ -175,9 +175,9 @@ class Enhancer(keras.Model):
 def learning_rate(train_cfg, steps_per_epoch):
     """The original's schedule: `learning_rate`, times `lr_drop_factor` from `lr_drop_epoch` on.
     A function of the optimizer's step, so a resumed run continues on the same schedule."""
-    lr = train_cfg["learning_rate"]
+    lr = float(train_cfg["learning_rate"])  # YAML reads `0` or `1` as an integer
     return keras.optimizers.schedules.PiecewiseConstantDecay(
-        [train_cfg["lr_drop_epoch"] * steps_per_epoch], [lr, lr * train_cfg["lr_drop_factor"]])
+        [train_cfg["lr_drop_epoch"] * steps_per_epoch], [lr, lr * float(train_cfg["lr_drop_factor"])])
 
 
 def make_strategy(name):
@@ -203,6 +203,18 @@ def build_enhancer(cfg, loss_fn, steps_per_epoch):
                   jit_compile=train_cfg["jit_compile"])
     model.build((None, train_cfg["crop_frames"], train_cfg["crop_size"], train_cfg["crop_size"], 4))
     return model
+
+
+def load_initial_weights(generator, path):
+    """Fine-tuning: the generator starts from saved weights (BackupAndRestore, if resuming, then
+    puts back the interrupted run's own)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"train.init_weights: {path}: no such weights file")
+    try:
+        generator.load_weights(path)
+    except ValueError as error:
+        reason = str(error).strip().splitlines()[-1]
+        raise ValueError(f"train.init_weights: {path} does not fit the configured model ({reason})") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -295,6 +307,8 @@ def train(cfg, extra_callbacks=(), verbose="auto"):
     steps_per_epoch = plan.per_epoch // train_cfg["batch_size"]
     with make_strategy(train_cfg["strategy"]).scope():
         model = build_enhancer(cfg, loss_fn, steps_per_epoch)
+    if train_cfg["init_weights"]:
+        load_initial_weights(model.generator, train_cfg["init_weights"])
 
     folder = experiment_folder(cfg)
     folder.mkdir(parents=True, exist_ok=True)

@@ -85,6 +85,20 @@ def test_interrupted_run_resumes_to_the_same_weights(tiny_data, tmp_path):
     assert [line.split(",")[0] for line in log[1:]] == ["0", "1", "2"]
 
 
+def test_fine_tuning_starts_from_the_given_weights(tiny_data, tmp_path):
+    train.train(tiny_cfg(tiny_data, tmp_path, "experiment=first"), verbose=0)
+    init = tmp_path / "first" / "last.weights.h5"
+    # With a zero learning rate, a run that starts from `init` ends exactly where it began.
+    train.train(tiny_cfg(tiny_data, tmp_path, "experiment=tuned", f"train.init_weights={init}",
+                         "train.learning_rate=0", "train.epochs=1"), verbose=0)
+    for before, after in zip(read_weights(init), read_weights(tmp_path / "tuned" / "last.weights.h5"), strict=True):
+        np.testing.assert_array_equal(before, after)
+    with pytest.raises(ValueError, match=r"train.init_weights: .*last.weights.h5 does not fit the configured model"):
+        train.train(tiny_cfg(tiny_data, tmp_path, "experiment=wider", f"train.init_weights={init}",
+                             "model.base_channels=8"), verbose=0)
+    assert not (tmp_path / "wider").exists()
+
+
 def test_mirrored_strategy_matches_one_device(tiny_data, tmp_path):
     """Two logical CPUs (configured before TensorFlow starts, so in a fresh process)."""
     script = textwrap.dedent(f"""
@@ -180,8 +194,9 @@ def test_bayer_preserving_augmentation_keeps_colours_and_pixels_aligned():
     ("train.crop_size=16", r"scene\d is 10 frames of 12x16 packed pixels, smaller than the crop of 4 frames of 17x17"),
     ("train.crop_frames=11", "smaller than the crop of 11 frames"),
     ("train.strategy=tpu", "train.strategy must be one of"),
+    ("train.init_weights=missing.weights.h5", "train.init_weights: missing.weights.h5: no such weights file"),
 ])
 def test_bad_config_stops_before_any_work(tiny_data, tmp_path, override, message):
-    with pytest.raises((ValueError, KeyError), match=message):
+    with pytest.raises((ValueError, KeyError, FileNotFoundError), match=message):
         train.train(tiny_cfg(tiny_data, tmp_path, override, "experiment=bad"), verbose=0)
     assert not (tmp_path / "bad").exists()
