@@ -12,6 +12,7 @@ import pytest
 
 import config
 import data
+import figures
 import generate_file_list
 import synthesis
 import train
@@ -57,7 +58,9 @@ def test_training_lowers_the_loss_and_writes_its_outputs(tiny_data, tmp_path):
         assert (folder / name).is_file(), name
     assert not (folder / "backup").exists()  # a finished run leaves no backup behind
     log = (folder / "log.csv").read_text().splitlines()
-    assert log[0].split(",")[:2] == ["epoch", "l1"] and len(log) == 7
+    assert {"epoch", "l1", "val_psnr", "epoch_seconds"} <= set(log[0].split(",")) and len(log) == 7
+    seconds = figures.read_log(folder / "log.csv")["epoch_seconds"]
+    assert all(0 < t < 60 for t in seconds), seconds
     assert {"val_psnr", "val_ssim", "val_l1"} <= set(log[0].split(","))
     assert config.load_config(folder / "config.yaml") == cfg  # the saved config rebuilds the run
 
