@@ -37,7 +37,7 @@ TABLES = {
     "batch": ["batch_1", "batch_4", "batch_10"],
     "loss": ["baseline", "structure", "region", "vgg", "multi_loss_1", "multi_loss_2"],
     "resnet": ["baseline", "resnet"],
-    "gan": ["baseline", "gan"],
+    "gan": ["baseline", "gan", "gan_light"],
     "depth": ["depth_2", "baseline", "depth_4"],
     "channels": ["channels_16", "channels_32"],
     "temporal": ["baseline", "unet_2d"],
