@@ -4,11 +4,14 @@
 
 Input: packed Bayer video (batch, frames, H/2, W/2, 4). Output: sRGB (batch, frames, H, W, 3).
 Every level has two 3x3x3 convolutions with leaky ReLU 0.2; the U-Net pools and up-samples each
-frame on its own (2x2), never in time; the head is a 1x1x1 convolution to 12 channels followed by
+frame on its own (2x2), never in time; before each convolution, time is padded by repeating the
+first and last frame (model.time_padding `replicate`), so a 1-frame clip is seen as a still scene
+rather than a frame between black ones (the original padded with zeros: `zeros`); the head is a 1x1x1 convolution to 12 channels followed by
 depth-to-space per frame. Sizes that are not multiples of 2**depth work: pooling rounds up and
 each up-sampled map is cropped to its skip connection, as the original did.
 """
 import argparse
+import os
 
 import keras
 from keras import layers, ops
@@ -46,7 +49,30 @@ class DepthToSpace(layers.Layer):
         return (shape[0], shape[1], double(shape[2]), double(shape[3]), shape[4] // 4)
 
 
-def _conv(x, channels, kernel, name, dtype):
+@keras.saving.register_keras_serializable(package=SERIALIZABLE)
+class ReplicateTimePad(layers.Layer):
+    """Pad (B, F, H, W, C) with `frames` copies of the first and last frame, and with zeros in space
+    by `pixels`: what a "valid" convolution needs to return the size a "same" one would."""
+
+    def __init__(self, frames, pixels, **kwargs):
+        super().__init__(**kwargs)
+        self.frames, self.pixels = frames, pixels
+
+    def call(self, x):
+        first, last = x[:, :1], x[:, -1:]
+        x = ops.concatenate([first] * self.frames + [x] + [last] * self.frames, axis=1)
+        p = self.pixels
+        return ops.pad(x, [[0, 0], [0, 0], [p, p], [p, p], [0, 0]])
+
+    def compute_output_shape(self, shape):
+        grow = lambda n, by: None if n is None else n + 2 * by  # noqa: E731
+        return (shape[0], grow(shape[1], self.frames), grow(shape[2], self.pixels), grow(shape[3], self.pixels), shape[4])
+
+
+def _conv(x, channels, kernel, name, dtype, time_padding="zeros"):
+    if time_padding == "replicate" and kernel[0] > 1:
+        x = ReplicateTimePad(kernel[0] // 2, kernel[1] // 2, name=f"{name}_pad", dtype=dtype)(x)
+        return layers.Conv3D(channels, kernel, padding="valid", name=name, dtype=dtype)(x)
     return layers.Conv3D(channels, kernel, padding="same", name=name, dtype=dtype)(x)
 
 
@@ -54,34 +80,61 @@ def _lrelu(x, name, dtype):
     return layers.LeakyReLU(config.LEAKY_SLOPE, name=name, dtype=dtype)(x)
 
 
-def conv_pair(x, channels, kernel, name, dtype):
-    x = _lrelu(_conv(x, channels, kernel, f"{name}_conv1", dtype), f"{name}_act1", dtype)
-    return _lrelu(_conv(x, channels, kernel, f"{name}_conv2", dtype), f"{name}_act2", dtype)
+def conv_pair(x, channels, kernel, name, dtype, time_padding):
+    x = _lrelu(_conv(x, channels, kernel, f"{name}_conv1", dtype, time_padding), f"{name}_act1", dtype)
+    return _lrelu(_conv(x, channels, kernel, f"{name}_conv2", dtype, time_padding), f"{name}_act2", dtype)
 
 
-def residual_block(x, channels, kernel, name, dtype):
+def residual_block(x, channels, kernel, name, dtype, time_padding):
     """conv + lrelu, conv, add the (projected) input, lrelu."""
-    shortcut = x if x.shape[-1] == channels else _conv(x, channels, 1, f"{name}_project", dtype)
-    y = _lrelu(_conv(x, channels, kernel, f"{name}_conv1", dtype), f"{name}_act1", dtype)
-    y = _conv(y, channels, kernel, f"{name}_conv2", dtype)
+    shortcut = x if x.shape[-1] == channels else _conv(x, channels, (1, 1, 1), f"{name}_project", dtype)
+    y = _lrelu(_conv(x, channels, kernel, f"{name}_conv1", dtype, time_padding), f"{name}_act1", dtype)
+    y = _conv(y, channels, kernel, f"{name}_conv2", dtype, time_padding)
     return _lrelu(layers.Add(name=f"{name}_add", dtype=dtype)([y, shortcut]), f"{name}_act2", dtype)
 
 
+def bf16_hardware():
+    """Why this machine runs bfloat16 natively, or None: a GPU of compute capability 8.0 or more
+    (Ampere on), or a CPU with AMX-BF16 or AVX512-BF16. Elsewhere bf16 is emulated, ~5x slower."""
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(gpu)
+        if details.get("compute_capability", (0, 0)) >= (8, 0):
+            return f"GPU {details.get('device_name', gpu.name)} runs bf16 natively"
+    flags = set()
+    if os.path.isfile("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            flags = {word for line in f if line.startswith("flags") for word in line.split(":", 1)[1].split()}
+    found = sorted(flags & {"amx_bf16", "avx512_bf16"})
+    return f"CPU flags {' and '.join(found)}" if found else None
+
+
+def resolve_precision(model_cfg):
+    """(Keras dtype policy, why): model.precision, with `auto` settled by the hardware."""
+    if model_cfg["precision"] != "auto":
+        return model_cfg["precision"], "model.precision in the configuration"
+    reason = bf16_hardware()
+    if reason:
+        return "mixed_bfloat16", f"auto: {reason}"
+    return "float32", "auto: no GPU or CPU instructions for bf16 here (it would be emulated, ~5x slower)"
+
+
 def dtype_policy(model_cfg):
-    return "mixed_bfloat16" if model_cfg["mixed_bfloat16"] else "float32"
+    return resolve_precision(model_cfg)[0]
 
 
 def build_unet(model_cfg, input_shape=(None, None, None, 4)):
     """The generator: a Keras functional model for any batch, frame count and size (or for the
     given (frames, H/2, W/2, 4), which gives every layer a static shape: see forward_flops)."""
     depth, base = model_cfg["depth"], model_cfg["base_channels"]
-    kernel = (model_cfg["temporal_kernel"], 3, 3)
+    kernel, padding = (model_cfg["temporal_kernel"], 3, 3), model_cfg["time_padding"]
     dtype = dtype_policy(model_cfg)
     packed_raw = keras.Input(input_shape, name="packed_raw")
     x, skips = packed_raw, []
     for level in range(depth + 1):
         block = residual_block if model_cfg["resnet"] and level > 0 else conv_pair
-        x = block(x, base * 2**level, kernel, f"down{level}", dtype)
+        x = block(x, base * 2**level, kernel, f"down{level}", dtype, padding)
         if level < depth:
             skips.append(x)
             x = layers.MaxPooling3D((1, 2, 2), padding="same", name=f"pool{level}", dtype=dtype)(x)
@@ -93,15 +146,14 @@ def build_unet(model_cfg, input_shape=(None, None, None, 4)):
         up = CropToMatch(name=f"crop{level}", dtype=dtype)(up, skips[level])
         x = layers.Concatenate(name=f"concat{level}", dtype=dtype)([up, skips[level]])
         block = residual_block if model_cfg["resnet"] else conv_pair
-        x = block(x, channels, kernel, f"dec{level}", dtype)
-    x = _conv(x, 12, 1, "head", dtype)
+        x = block(x, channels, kernel, f"dec{level}", dtype, padding)
+    x = _conv(x, 12, (1, 1, 1), "head", dtype)
     rgb = DepthToSpace(name="rgb", dtype="float32")(x)
     return keras.Model(packed_raw, rgb, name="resnet_unet" if model_cfg["resnet"] else "unet")
 
 
-def build_discriminator(gan_cfg, frame_height, frame_width, bf16=False):
+def build_discriminator(gan_cfg, frame_height, frame_width, dtype="float32"):
     """Per-frame 2D discriminator on (N, H, W, 3) frames -> (N, 1) raw logits (no activation)."""
-    dtype = "mixed_bfloat16" if bf16 else "float32"
     frames = keras.Input((frame_height, frame_width, 3), name="rgb_frames")
     x = frames
     for block, channels in enumerate(gan_cfg["channels"]):

@@ -19,7 +19,8 @@ def textured_model(depth=2, temporal_kernel=3):
     import keras
     keras.utils.set_random_seed(0)
     model = network.build_unet(config.load_config(overrides=[
-        f"model.depth={depth}", "model.base_channels=4", f"model.temporal_kernel={temporal_kernel}"])["model"])
+        f"model.depth={depth}", "model.base_channels=4", f"model.temporal_kernel={temporal_kernel}",
+        "model.precision=float32"])["model"])
     head = model.get_layer("head")
     kernel, bias = head.get_weights()
     head.set_weights([kernel * 8, bias + 0.5])

@@ -78,7 +78,7 @@ def test_discriminator_logit_is_raw_and_batch_norm_learns_in_training():
 
 
 def test_bfloat16_computes_in_bf16_and_outputs_float32():
-    model = network.build_unet(model_cfg(depth=2, base_channels=4, mixed_bfloat16=True))
+    model = network.build_unet(model_cfg(depth=2, base_channels=4, precision="mixed_bfloat16"))
     assert model.get_layer("down0_conv1").compute_dtype == "bfloat16"
     assert all(v.dtype == "float32" for v in model.trainable_variables)
     rgb = model(np.random.rand(1, 2, 9, 9, 4).astype("float32"))
