@@ -28,6 +28,10 @@ DEFAULTS = {
         "normalization": "linear",
         "ratio": None,  # exposure ratio for `linear`; None takes it from the clip's sidecar
         "apply_ccm": True,  # `linear` only: camera RGB -> linear sRGB with the sidecar's matrix
+        # `linear` only. false keeps the read noise below the black level as negative values (as raw
+        # denoising work does): clipping it at 0 lifts the mean of dark pixels, most in R and B.
+        # true clips at 0 as before. Values above 1 (saturated) are clipped either way.
+        "clip_negative": False,
         "split_seed": 236,  # the original generate_file_list.py's np.random.seed
         "split_fraction": 0.15,  # of the videos for validation, and again for test
         # Clips whose names start with one of these are kept out of all three lists and go to
@@ -49,13 +53,26 @@ DEFAULTS = {
         "blue_gain_range": [1.5, 1.9],
         "brightness_mean": 0.8,  # overall gain 1 / N(mean, std) of the scene
         "brightness_std": 0.1,
+        # The scene, before it is filmed (in the ground truth too): hue rotation and saturation...
+        "colour_augment_probability": 0.5,
+        "hue_range": 180.0,  # degrees, uniform in [-hue_range, hue_range]
+        "saturation_range": [0.6, 1.4],
+        # ...and coloured light (synthesis.ILLUMINANTS), sometimes two across the frame.
+        "illuminant_probability": 0.3,
+        "illuminant_strength_range": [0.5, 1.0],  # 0: white light, 1: the illuminant's full colour
+        "mixed_light_probability": 0.3,  # of the coloured clips
     },
     "model": {
         "depth": 3,  # poolings: channels base * 2**level, e.g. 32, 64, 128 and 256 at the bottom
         "base_channels": 32,
         "temporal_kernel": 3,  # 1 runs the same U-Net per frame (the SID-style 2D baseline)
         "resnet": False,  # residual blocks in place of every conv pair after the first
-        "mixed_bfloat16": False,  # bf16 compute, float32 weights and outputs
+        # `replicate` pads time with copies of the end frames before each convolution, so short clips
+        # and single frames are enhanced like a video's middle; `zeros` is the original's padding.
+        "time_padding": "replicate",
+        # auto: bf16 compute where the hardware runs it natively (a GPU of compute capability 8+,
+        # a CPU with amx_bf16 or avx512_bf16), else float32. Weights are float32 either way.
+        "precision": "auto",
     },
     "gan": {
         "enabled": False,  # add the per-frame discriminator; generator loss = loss.terms + adversarial
@@ -80,6 +97,9 @@ DEFAULTS = {
         "start_stride": 4,
         "start_jitter": 4,
         "augment": True,  # Bayer-preserving flips and transpose, and time flips, each p = 0.5
+        # The share of training crops that are one frame repeated: with replicated time padding the
+        # network then learns single photos and the ends of clips, where it sees no neighbours.
+        "still_probability": 0.1,
         "preview_every": 5,  # epochs between side-by-side preview videos (0: never)
         "checkpoint_root": "1_checkpoint",  # checkpoints, logs and previews in ROOT/EXPERIMENT/
         "strategy": "default",  # default (one device), mirrored (all local GPUs), multi_worker (TF_CONFIG)
@@ -120,6 +140,8 @@ PRESETS = {
     },
 }
 STRATEGIES = ("default", "mirrored", "multi_worker")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+TIME_PADDINGS = ("replicate", "zeros")
 
 MAPPING_VALUES = {("loss", "terms")}  # mappings that an override replaces whole, not key by key
 LOSS_TERMS = ("l1", "region", "structure", "vgg")
@@ -197,6 +219,10 @@ def validate(cfg):
         raise ValueError(f"model.depth must be one of {DEPTHS}, got {model['depth']!r}")
     if model["base_channels"] < 1 or model["temporal_kernel"] < 1 or model["temporal_kernel"] % 2 == 0:
         raise ValueError("model.base_channels must be positive and model.temporal_kernel odd and positive")
+    if model["precision"] not in PRECISIONS:
+        raise ValueError(f"model.precision must be one of {PRECISIONS}, got {model['precision']!r}")
+    if model["time_padding"] not in TIME_PADDINGS:
+        raise ValueError(f"model.time_padding must be one of {TIME_PADDINGS}, got {model['time_padding']!r}")
     terms = cfg["loss"]["terms"]
     if not isinstance(terms, dict) or not terms:
         raise ValueError(f"loss.terms must be a non-empty mapping of {{name: weight}}, got {terms!r}")
@@ -210,6 +236,8 @@ def validate(cfg):
     if train["steps_per_epoch"] is not None and (not isinstance(train["steps_per_epoch"], int)
                                                  or train["steps_per_epoch"] < 1):
         raise ValueError(f"train.steps_per_epoch must be a positive integer or null, got {train['steps_per_epoch']!r}")
+    if not 0 <= train["still_probability"] <= 1:
+        raise ValueError(f"train.still_probability must be in [0, 1], got {train['still_probability']!r}")
     if train["strategy"] not in STRATEGIES:
         raise ValueError(f"train.strategy must be one of {STRATEGIES}, got {train['strategy']!r}")
     test = cfg["test"]
@@ -222,8 +250,11 @@ def validate(cfg):
     if cfg["loss"]["ms_ssim"] and 2 * train["crop_size"] < 161:
         raise ValueError(f"loss.ms_ssim needs ground-truth crops of at least 161 pixels, "
                          f"train.crop_size {train['crop_size']} gives {2 * train['crop_size']}")
+    for key in ("colour_augment_probability", "illuminant_probability", "mixed_light_probability"):
+        if not 0 <= synth[key] <= 1:
+            raise ValueError(f"synthesis.{key} must be in [0, 1], got {synth[key]!r}")
     for key in ("ratio_range", "shot_gain_range", "read_noise_range", "row_noise_range",
-                "red_gain_range", "blue_gain_range"):
+                "red_gain_range", "blue_gain_range", "saturation_range", "illuminant_strength_range"):
         low, high = synth[key]
         if not 0 <= low <= high:
             raise ValueError(f"synthesis.{key} must be [low, high] with 0 <= low <= high, got {synth[key]}")

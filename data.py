@@ -175,17 +175,19 @@ def apply_ccm_packed(packed, ccm):
 
 
 def make_normalizer(packed_raw, meta, data_cfg, where):
-    """A function from uint16 packed frames of this clip to float32 network input in [0, 1]."""
+    """A function from uint16 packed frames of this clip to float32 network input: [0, 1] for `he`,
+    at most 1 and, unless data.clip_negative, signed below 0 for `linear`."""
     if data_cfg["normalization"] == "he":
         lut = he_lut(packed_raw)
         return lambda frames: lut[frames]
     black, gains, ccm = linear_params(meta, data_cfg, where)
+    floor = 0.0 if data_cfg["clip_negative"] else -np.inf
 
     def normalize(frames):
-        x = np.maximum(frames.astype(np.float32) - black, 0) * gains
+        x = (frames.astype(np.float32) - black) * gains
         if ccm is not None:
             x = apply_ccm_packed(x, ccm)
-        return np.clip(x, 0.0, 1.0)
+        return np.clip(x, floor, 1.0)
     return normalize
 
 
@@ -291,14 +293,20 @@ def crop_pair(clip, start, top, left, frames, size, flips=(False, False, False, 
     return packed, None if gt is None else gt[window].astype(np.float32) / 255.0
 
 
-def random_crop_pair(clip, start, frames, size, rng, augment):
-    """A random crop of `frames` frames from `start`, randomly flipped when `augment`."""
+def random_crop_pair(clip, start, frames, size, rng, augment, still_probability=0.0):
+    """A random crop of `frames` frames from `start`, randomly flipped when `augment`; with
+    `still_probability`, one frame of it repeated `frames` times instead (a photo, as the network
+    sees it with replicated time padding)."""
     flips = tuple(rng.random(4) < 0.5) if augment else (False,) * 4
+    still = rng.random() < still_probability
     margin = flip_margin(any(flips[1:]))
     _, height, width, _ = clip.packed_raw.shape
     top = int(rng.integers(0, height - size - margin + 1))
     left = int(rng.integers(0, width - size - margin + 1))
-    return crop_pair(clip, start, top, left, frames, size, flips)
+    if not still:
+        return crop_pair(clip, start, top, left, frames, size, flips)
+    packed, gt_rgb = crop_pair(clip, start + int(rng.integers(frames)), top, left, 1, size, flips)
+    return np.repeat(packed, frames, axis=0), None if gt_rgb is None else np.repeat(gt_rgb, frames, axis=0)
 
 
 def centre_crop_pair(clip, frames, size):

@@ -6,7 +6,14 @@
 - MSE(MABD): brightness 0.2126 R + 0.7152 G + 0.0722 B in [0, 1]; MABD(k) = mean over pixels of
   |br_k - br_(k-1)|, a vector of F-1 values per video; the score is the mean squared difference of
   the output's and the ground truth's vectors, in units of 1e-3. The difference is taken along time
-  (the original's code took it along the image width, a bug).
+  (the original's code took it along the image width, a bug);
+- colour: the cast, the mean of output minus ground truth per channel in levels (0-255), and the
+  chromaticity error, the distance between the mean colour's chromaticity (r, g, b) / (r + g + b)
+  of the output and of the ground truth, per frame, averaged. A grey output of a blue scene has no
+  PSNR-sized penalty worth noticing but a large chromaticity error.
+
+PSNR and SSIM are TensorFlow functions of frames in levels (floats 0-255), so that validation
+during training (`train.Enhancer.test_step`) measures exactly what test.py measures.
 """
 import numpy as np
 import tensorflow as tf
@@ -17,17 +24,40 @@ MABD_UNIT = 1e-3
 MSE_FLOOR = 1e-10  # identical frames score 10 log10(255^2 / 1e-10) = 148 dB, not infinity
 
 
+def to_levels(rgb):
+    """Float RGB in [0, 1] -> the uint8 levels it is saved as (inference.to_uint8), as floats."""
+    return tf.floor(tf.clip_by_value(rgb, 0.0, 1.0) * 255.0 + 0.5)
+
+
+def psnr_levels(gt_levels, levels):
+    """Per-frame PSNR of (..., H, W, 3) float tensors in levels -> (...,)."""
+    mse = tf.reduce_mean(tf.square(gt_levels - levels), axis=[-3, -2, -1])
+    return 10.0 * tf.math.log(255.0**2 / tf.maximum(mse, MSE_FLOOR)) / tf.math.log(10.0)
+
+
+def ssim_levels(gt_levels, levels):
+    """Per-frame SSIM of (N, H, W, 3) float tensors in levels -> (N,)."""
+    return tf.image.ssim(gt_levels, levels, **dict(SSIM, max_val=255.0))
+
+
 def psnr(gt_frames, frames):
     """Per-frame PSNR of uint8 (F, H, W, 3) arrays."""
-    error = (gt_frames.astype(np.float64) - frames.astype(np.float64)) ** 2
-    mse = error.reshape(len(frames), -1).mean(axis=1)
-    return 10 * np.log10(255.0**2 / np.maximum(mse, MSE_FLOOR))
+    return psnr_levels(tf.constant(gt_frames, tf.float32), tf.constant(frames, tf.float32)).numpy()
 
 
 def ssim(gt_frames, frames):
     """Per-frame SSIM of uint8 (F, H, W, 3) arrays."""
-    options = dict(SSIM, max_val=255.0)
-    return tf.image.ssim(tf.constant(gt_frames, tf.float32), tf.constant(frames, tf.float32), **options).numpy()
+    return ssim_levels(tf.constant(gt_frames, tf.float32), tf.constant(frames, tf.float32)).numpy()
+
+
+def mean_colour(frames):
+    """uint8 (F, H, W, 3) -> (F, 3): each frame's mean RGB in levels."""
+    return frames.reshape(len(frames), -1, 3).mean(axis=1, dtype=np.float64)
+
+
+def chromaticity(colour):
+    """(..., 3) mean colours -> (..., 3) chromaticities r, g, b that sum to 1."""
+    return colour / np.maximum(colour.sum(axis=-1, keepdims=True), 1e-9)
 
 
 def brightness(frames):
@@ -49,11 +79,14 @@ class VideoScores:
 
     def __init__(self):
         self.psnr, self.ssim, self.mabd, self.gt_mabd = [], [], [], []
+        self.colour, self.gt_colour = [], []
         self.last = None  # the brightness of the previous chunk's last frame, output and ground truth
 
     def update(self, gt_frames, frames):
         self.psnr += psnr(gt_frames, frames).tolist()
         self.ssim += ssim(gt_frames, frames).tolist()
+        self.colour += mean_colour(frames).tolist()
+        self.gt_colour += mean_colour(gt_frames).tolist()
         out_br, gt_br = brightness(frames), brightness(gt_frames)
         if self.last is not None:
             out_br, gt_br = np.concatenate([self.last[0], out_br]), np.concatenate([self.last[1], gt_br])
@@ -62,6 +95,10 @@ class VideoScores:
         self.last = out_br[-1:], gt_br[-1:]
 
     def result(self):
+        colour, gt_colour = np.array(self.colour), np.array(self.gt_colour)
+        cast = (colour - gt_colour).mean(axis=0)
+        chroma_error = np.linalg.norm(chromaticity(colour) - chromaticity(gt_colour), axis=-1).mean()
         return {"psnr": float(np.mean(self.psnr)), "ssim": float(np.mean(self.ssim)),
                 "mse_mabd": mse_mabd(self.gt_mabd, self.mabd) if self.mabd else float("nan"),
-                "frames": len(self.psnr)}
+                "cast_r": float(cast[0]), "cast_g": float(cast[1]), "cast_b": float(cast[2]),
+                "chroma_error": float(chroma_error), "frames": len(self.psnr)}

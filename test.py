@@ -36,7 +36,9 @@ CASES = {0: ("train", "file_list"), 1: ("validation", "valid_list"), 2: ("test",
          3: ("customized", "customized_list")}
 SHEET_FRAMES = 4
 # What a checkpoint's own config decides at test time: the model, and what its input looked like.
-CHECKPOINT_KEYS = {"model": None, "data": ("normalization", "apply_ccm", "ratio")}
+# Precision is not among them: weights are float32 whichever precision trained them.
+CHECKPOINT_KEYS = {"model": ("depth", "base_channels", "temporal_kernel", "resnet", "time_padding"),
+                   "data": ("normalization", "apply_ccm", "ratio", "clip_negative")}
 SHIPPED = Path(__file__).resolve().parent / "models" / "shipped" / "best.weights.h5"
 
 
@@ -73,7 +75,7 @@ def test_config(args):
     saved = saved_config(weights)
     if saved is None:
         return cfg, weights
-    base = {section: saved[section] if keys is None else {k: saved[section][k] for k in keys}
+    base = {section: {k: saved[section][k] for k in keys if k in saved.get(section, {})}
             for section, keys in CHECKPOINT_KEYS.items()}
     return config.load_config(args.config, args.set, base=base), weights
 
@@ -87,7 +89,7 @@ def load_generator(cfg, weights):
         saved = (saved_config(weights) or {}).get("model", {})
         differs = [f"model.{key}: checkpoint {saved[key]!r}, configured {value!r}"
                    for key, value in cfg["model"].items() if key in saved and saved[key] != value
-                   and key != "mixed_bfloat16"]  # precision does not change the weights
+                   and key in CHECKPOINT_KEYS["model"]]
         reason = "; ".join(differs) or str(error).strip().splitlines()[-1]
         raise ValueError(f"{weights} does not fit the configured model ({reason})") from None
     return model
@@ -183,11 +185,14 @@ def enhance_clip(clip, enhancer, cfg, output, compare=False, sheet=False, save_n
 # Tables
 
 
+SCORES = ("psnr", "ssim", "mse_mabd", "cast_r", "cast_g", "cast_b", "chroma_error")
+
+
 def summarise(per_video):
     """{video: {method: scores}} -> {method: mean scores over videos}."""
     methods = next(iter(per_video.values())).keys()
-    return {m: {k: float(np.mean([v[m][k] for v in per_video.values() if m in v]))
-                for k in ("psnr", "ssim", "mse_mabd")} for m in methods}
+    return {m: {k: float(np.mean([v[m][k] for v in per_video.values() if m in v])) for k in SCORES}
+            for m in methods}
 
 
 def write_metrics(per_video, folder):
@@ -196,20 +201,22 @@ def write_metrics(per_video, folder):
         tmp.write_text(json.dumps({"videos": per_video, "overall": overall}, indent=1))
     with data.atomic_output(Path(folder) / "metrics.csv") as tmp, tmp.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["video", "method", "psnr", "ssim", "mse_mabd_1e-3", "frames"])
-        for video, methods in per_video.items():
-            for method, s in methods.items():
-                writer.writerow([video, method, f"{s['psnr']:.4f}", f"{s['ssim']:.5f}", f"{s['mse_mabd']:.5f}", s["frames"]])
-        for method, s in overall.items():
-            writer.writerow(["overall", method, f"{s['psnr']:.4f}", f"{s['ssim']:.5f}", f"{s['mse_mabd']:.5f}", ""])
+        writer.writerow(["video", "method", "psnr", "ssim", "mse_mabd_1e-3", "cast_r", "cast_g", "cast_b",
+                         "chroma_error", "frames"])
+        rows = [(video, method, s) for video, methods in per_video.items() for method, s in methods.items()]
+        for video, method, s in rows + [("overall", method, s) for method, s in overall.items()]:
+            writer.writerow([video, method, *(f"{s[k]:.5f}" for k in SCORES), s.get("frames", "")])
     return overall
 
 
 def format_table(overall, videos):
-    lines = [f"{'method':<26} {'PSNR':>7} {'SSIM':>7} {'MSE(MABD) 1e-3':>16}   ({videos} videos)"]
-    labels = {"network": "network", "linear": "linear + demosaic + gamma", "he": "HE + demosaic"}
+    lines = [f"{'method':<26} {'PSNR':>7} {'SSIM':>7} {'MSE(MABD) 1e-3':>16} {'cast R, G, B (levels)':>22} "
+             f"{'chroma err':>10}   ({videos} videos)"]
+    labels = {"network": "network", "linear": "linear + demosaic + tone", "he": "HE + demosaic"}
     for method, s in overall.items():
-        lines.append(f"{labels.get(method, method):<26} {s['psnr']:7.2f} {s['ssim']:7.4f} {s['mse_mabd']:16.4f}")
+        cast = f"{s['cast_r']:+.1f}, {s['cast_g']:+.1f}, {s['cast_b']:+.1f}"
+        lines.append(f"{labels.get(method, method):<26} {s['psnr']:7.2f} {s['ssim']:7.4f} {s['mse_mabd']:16.4f} "
+                     f"{cast:>22} {s['chroma_error']:10.4f}")
     return "\n".join(lines)
 
 
@@ -229,6 +236,7 @@ def main(argv=None):
         args.set.append(f"data.ratio={args.ratio}")
     cfg, weights = test_config(args)
     print(f"weights: {weights}")
+    print("precision: {} ({})".format(*network.resolve_precision(cfg["model"])))
     model = load_generator(cfg, weights)
     enhancer = TiledEnhancer(model, cfg["test"])
     root = Path(cfg["test"]["result_root"]) / cfg["experiment"]

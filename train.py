@@ -21,6 +21,7 @@ import yaml
 import config
 import data
 import losses
+import metrics
 import network
 from inference import input_preview, to_uint8
 from video_io import write_video
@@ -74,7 +75,8 @@ def training_dataset(clips, plan, train_cfg):
 
     def load(index, start, sample_seed):
         rng = np.random.default_rng(sample_seed)
-        return data.random_crop_pair(clips[index], start, frames, size, rng, train_cfg["augment"])
+        return data.random_crop_pair(clips[index], start, frames, size, rng, train_cfg["augment"],
+                                     train_cfg["still_probability"])
 
     def load_tensors(index, start, sample_seed):
         packed, gt_rgb = tf.numpy_function(load, [index, start, sample_seed], (tf.float32, tf.float32), stateful=False)
@@ -157,12 +159,16 @@ class Enhancer(keras.Model):
         return self._track(self.train_trackers, {"loss": total, **terms, **values})
 
     def test_step(self, batch):
+        """Validation loss, and PSNR / SSIM as test.py measures them: on the uint8 levels the
+        output is saved as, per frame, then averaged over frames and clips."""
         packed, gt_rgb = batch
         rgb = tf.clip_by_value(self.generator(packed, training=False), 0.0, 1.0)
         total, terms = self.loss_fn(gt_rgb, rgb)
-        psnr = tf.image.psnr(losses.frames_as_batch(gt_rgb), losses.frames_as_batch(rgb), 1.0)
-        values = {"loss": total, **terms, "psnr": losses.per_example(psnr, tf.shape(rgb)[0]),
-                  "ssim": losses.ssim(gt_rgb, rgb)}
+        gt_levels, levels = metrics.to_levels(gt_rgb), metrics.to_levels(rgb)
+        batch_size = tf.shape(rgb)[0]
+        values = {"loss": total, **terms, "psnr": tf.reduce_mean(metrics.psnr_levels(gt_levels, levels), axis=1),
+                  "ssim": losses.per_example(metrics.ssim_levels(losses.frames_as_batch(gt_levels),
+                                                                losses.frames_as_batch(levels)), batch_size)}
         return self._track(self.val_trackers, values)
 
     @staticmethod
@@ -194,7 +200,7 @@ def build_enhancer(cfg, loss_fn, steps_per_epoch):
     discriminator = None
     if gan_cfg["enabled"]:
         size = 2 * train_cfg["crop_size"]
-        discriminator = network.build_discriminator(gan_cfg, size, size, cfg["model"]["mixed_bfloat16"])
+        discriminator = network.build_discriminator(gan_cfg, size, size, network.dtype_policy(cfg["model"]))
     model = Enhancer(generator, loss_fn, list(cfg["loss"]["terms"]), train_cfg["batch_size"],
                      discriminator, gan_cfg["adversarial_weight"])
     schedule = learning_rate(train_cfg, steps_per_epoch)
@@ -315,8 +321,10 @@ def train(cfg, extra_callbacks=(), verbose="auto"):
     if not (folder / "backup").exists():  # a fresh run: the logs and best score of an old one go
         for old in ("log.csv", "best.json"):
             (folder / old).unlink(missing_ok=True)
+    policy, why = network.resolve_precision(cfg["model"])
+    print(f"precision: {policy} ({why})")
     with data.atomic_output(folder / "config.yaml") as tmp:
-        tmp.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        tmp.write_text(f"# precision: {policy} ({why})\n" + yaml.safe_dump(cfg, sort_keys=False))
     valid_packed, valid_gt = validation_arrays(valid_clips, train_cfg)
     callbacks = [
         keras.callbacks.BackupAndRestore(folder / "backup", double_checkpoint=True),

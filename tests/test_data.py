@@ -44,11 +44,28 @@ def test_linear_normalisation_by_hand():
     assert ccm is None
     frames = np.array([[[[150, 120, 130, 90]]]], np.uint16)  # G, B, R, G (the last below black)
     normalize = data.make_normalizer(frames, meta, linear_cfg(apply_ccm=False), "clip")
-    expected = [50 / 1000 * 10, 20 / 1000 * 10 * 1.5, 30 / 1000 * 10 * 2.0, 0.0]
+    # Signed: the pixel 10 DN below black keeps its negative value, (90 - 100) / 1000 * 10.
+    expected = [50 / 1000 * 10, 20 / 1000 * 10 * 1.5, 30 / 1000 * 10 * 2.0, -0.1]
     np.testing.assert_allclose(normalize(frames)[0, 0, 0], expected, rtol=1e-6)
+    clipped = data.make_normalizer(frames, meta, linear_cfg(apply_ccm=False, clip_negative=True), "clip")
+    np.testing.assert_allclose(clipped(frames)[0, 0, 0], expected[:3] + [0.0], rtol=1e-6)
     # data.ratio in the config wins over the sidecar's
     normalize = data.make_normalizer(frames, meta, linear_cfg(apply_ccm=False, ratio=1), "clip")
     np.testing.assert_allclose(normalize(frames)[0, 0, 0, 0], 0.05, rtol=1e-6)
+
+
+def test_signed_input_keeps_the_mean_of_dark_pixels_unbiased():
+    """At ratio 200 a dark pixel holds a few DN around black: clipping at 0 lifts its mean, signed
+    normalisation keeps it (the noise averages out)."""
+    rng = np.random.default_rng(0)
+    black, signal = 256, 0.5  # DN above black
+    frames = np.round(black + signal + rng.normal(0, 3.0, (1, 64, 64, 4))).astype(np.uint16)
+    meta = {"black_level": black, "white_level": 4095, "ratio": 1}
+    unit = 1 / (4095 - black)
+    signed = data.make_normalizer(frames, meta, linear_cfg(apply_ccm=False), "clip")(frames)
+    clipped = data.make_normalizer(frames, meta, linear_cfg(apply_ccm=False, clip_negative=True), "clip")(frames)
+    assert abs(signed.mean() / unit - signal) < 0.1
+    assert clipped.mean() / unit > signal + 0.5
 
 
 def test_packed_colour_matrix_keeps_green_detail():

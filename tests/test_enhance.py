@@ -67,7 +67,8 @@ def test_case_2_writes_videos_npy_and_metrics(experiment, capsys):
     assert set(report["overall"]) == {"network", "linear", "he"}
     assert report["videos"][name]["network"]["frames"] == 6
     assert "MSE(MABD)" in capsys.readouterr().out
-    assert (folder / "metrics.csv").read_text().startswith("video,method,psnr,ssim,mse_mabd_1e-3,frames")
+    assert (folder / "metrics.csv").read_text().startswith(
+        "video,method,psnr,ssim,mse_mabd_1e-3,cast_r,cast_g,cast_b,chroma_error,frames")
 
 
 def test_case_3_reads_the_customized_list(experiment):
