@@ -1,6 +1,9 @@
 """A folder of camera raw frames (DNG, and every format rawpy / LibRaw reads) as a packed clip.
 
-Each frame's black level (per channel), white level and CFA come from its own metadata. Any Bayer
+Each frame's black level (per channel), white level, CFA, as-shot white balance and colour matrix
+come from its own metadata. The colour matrix (camera RGB -> linear sRGB) is LibRaw's
+`color_matrix` where it has one; for many cameras that is all zeros, and it is then derived from
+the camera's XYZ -> camera matrix `rgb_xyz_matrix` as dcraw does (`ccm_from_xyz`). Any Bayer
 layout (RGGB, BGGR, GRBG, GBRG) is brought to the packed GBRG convention by cropping one row
 and/or column, so the network always sees the colours where it learnt them. Frames are read one
 window at a time, never all at once.
@@ -22,6 +25,15 @@ def _open(path):
         return rawpy.imread(str(path))
     except (rawpy.LibRawError, OSError) as error:
         raise ValueError(f"{path}: rawpy cannot read it as a camera raw file ({error})") from None
+
+
+def ccm_from_xyz(cam_xyz):
+    """Camera RGB -> linear sRGB from an XYZ -> camera matrix (the dcraw / Adobe convention):
+    cam_rgb = cam_xyz @ srgb_to_xyz, each row normalised to sum 1 (white stays white after white
+    balance), inverted."""
+    cam_rgb = np.asarray(cam_xyz, np.float64)[:3, :3] @ np.asarray(config.SRGB_TO_XYZ)
+    cam_rgb /= cam_rgb.sum(axis=1, keepdims=True)
+    return np.linalg.inv(cam_rgb)
 
 
 def frame_layout(raw, path):
@@ -51,6 +63,8 @@ def frame_meta(raw, path):
     if not wb.get("G"):
         raise ValueError(f"{path}: no as-shot white balance in the metadata")
     ccm = np.asarray(raw.color_matrix, np.float64)[:, :3]
+    if not np.any(ccm) and np.any(raw.rgb_xyz_matrix[:3]):
+        ccm = ccm_from_xyz(raw.rgb_xyz_matrix)
     return {
         "black_level": [float(raw.black_level_per_channel[c]) for c in channels],
         "white_level": float(raw.white_level),

@@ -8,6 +8,11 @@ import copy
 
 import yaml
 
+# Linear sRGB (D65) -> CIE XYZ: the camera colour matrices of raw files and synthesis are relative to it.
+SRGB_TO_XYZ = [[0.4124564, 0.3575761, 0.1804375],
+               [0.2126729, 0.7151522, 0.0721750],
+               [0.0193339, 0.1191920, 0.9503041]]
+
 # The colour filter array of the packed input, read row by row from the 2x2 Bayer block
 # [[G, B], [R, G]]. Packed channel k holds raw pixel (k // 2, k % 2) of every block.
 CFA = "GBRG"

@@ -1,9 +1,11 @@
 """test.py as a user runs it: cases, --input (npy, camera raw folders), outputs, metrics, errors."""
 import json
+import types
 
 import keras
 import numpy as np
 import pytest
+import rawpy
 import tifffile
 import yaml
 
@@ -85,7 +87,7 @@ def test_input_npy_with_output_path(experiment, tmp_path):
     assert read_video(tmp_path / "out.mp4")[0].shape == (6, 24, 32, 3)
 
 
-def write_dng(path, mosaic, cfa="RGGB", black=64, white=4095, neutral=(0.5, 1.0, 0.625)):
+def write_dng(path, mosaic, cfa="RGGB", black=64, white=4095, neutral=(0.5, 1.0, 0.625), cam_xyz=np.eye(3)):
     """A minimal DNG (TIFF/EP CFA image with the DNG tags LibRaw needs)."""
     rational = lambda values: tuple(x for v in values for x in (round(v * 10000), 10000))  # noqa: E731
     tags = [
@@ -96,7 +98,7 @@ def write_dng(path, mosaic, cfa="RGGB", black=64, white=4095, neutral=(0.5, 1.0,
         (50713, "H", 2, (1, 1)),  # BlackLevelRepeatDim
         (50714, "H", 1, (black,)),  # BlackLevel
         (50717, "H", 1, (white,)),  # WhiteLevel
-        (50721, "2i", 9, rational(np.eye(3).ravel())),  # ColorMatrix1
+        (50721, "2i", 9, rational(np.asarray(cam_xyz).ravel())),  # ColorMatrix1: XYZ -> camera
         (50778, "H", 1, (21,)),  # CalibrationIlluminant1: D65
         (50728, "2I", 3, rational(neutral)),  # AsShotNeutral
     ]
@@ -119,6 +121,37 @@ def test_raw_folder_is_packed_in_gbrg_order(tmp_path, cfa, offset):
     assert frames.meta["black_level"] == [64, 64, 64, 64] and frames.meta["white_level"] == 4095
     assert frames.meta["wb_gains"] == pytest.approx([2.0, 1.0, 1.6])
     assert frames[1:2, 2:4].shape == (1, 2, frames.shape[2], 4)
+
+
+# A camera whose RGB is a known, lopsided mix of linear sRGB (rows sum to 1, not symmetric).
+CAMERA_MIX = np.array([[0.7, 0.25, 0.05], [0.1, 0.8, 0.1], [0.02, 0.28, 0.7]])
+
+
+def test_colour_matrix_from_xyz_inverts_the_camera_mix():
+    cam_xyz = CAMERA_MIX @ np.linalg.inv(config.SRGB_TO_XYZ) * 0.8  # any scale: rows are normalised
+    np.testing.assert_allclose(camera_raw.ccm_from_xyz(cam_xyz), np.linalg.inv(CAMERA_MIX), atol=1e-9)
+    assert not np.allclose(camera_raw.ccm_from_xyz(cam_xyz.T), np.linalg.inv(CAMERA_MIX), atol=1e-2)
+
+
+def test_colour_matrix_agrees_with_libraw(tmp_path):
+    """LibRaw derives a DNG's camera -> sRGB matrix from its ColorMatrix1 itself: ours must agree."""
+    cam_xyz = CAMERA_MIX @ np.linalg.inv(config.SRGB_TO_XYZ)
+    write_dng(tmp_path / "f.dng", np.full((32, 48), 500, np.uint16), cam_xyz=cam_xyz)
+    with rawpy.imread(str(tmp_path / "f.dng")) as raw:
+        np.testing.assert_allclose(raw.color_matrix[:, :3], camera_raw.ccm_from_xyz(cam_xyz), atol=2e-3)
+
+
+def test_zero_color_matrix_falls_back_to_rgb_xyz_matrix(tmp_path):
+    """Many cameras' files have an all-zero color_matrix: the metadata must use rgb_xyz_matrix."""
+    cam_xyz = CAMERA_MIX @ np.linalg.inv(config.SRGB_TO_XYZ)
+    write_dng(tmp_path / "f.dng", np.full((32, 48), 500, np.uint16))
+    with rawpy.imread(str(tmp_path / "f.dng")) as raw:
+        stand_in = types.SimpleNamespace(**{k: getattr(raw, k) for k in (
+            "raw_pattern", "num_colors", "color_desc", "raw_image_visible", "camera_whitebalance",
+            "black_level_per_channel", "white_level")}, color_matrix=np.zeros((3, 4)),
+            rgb_xyz_matrix=np.vstack([cam_xyz, np.zeros((1, 3))]))
+        meta = camera_raw.frame_meta(stand_in, tmp_path / "f.dng")
+    np.testing.assert_allclose(meta["ccm"], np.linalg.inv(CAMERA_MIX), atol=1e-9)
 
 
 def test_raw_folder_through_test_py(experiment, tmp_path):

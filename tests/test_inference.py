@@ -123,6 +123,21 @@ def test_mabd_by_hand():
     assert metrics.psnr(grey, grey)[0] == pytest.approx(10 * np.log10(255**2 / 1e-10))
 
 
+def test_colour_measures_by_hand():
+    gt = np.zeros((2, 12, 12, 3), np.uint8)
+    gt[...] = (20, 60, 200)  # a blue scene
+    grey = np.full_like(gt, 93)  # the same brightness, no colour
+    scores = metrics.VideoScores()
+    scores.update(gt, grey)
+    result = scores.result()
+    assert (result["cast_r"], result["cast_g"], result["cast_b"]) == pytest.approx((73, 33, -107))
+    expected = np.linalg.norm(np.array([93, 93, 93]) / 279 - np.array([20, 60, 200]) / 280)
+    assert result["chroma_error"] == pytest.approx(expected) and result["chroma_error"] > 0.4
+    scores = metrics.VideoScores()
+    scores.update(gt, (gt * 0.5).astype(np.uint8))  # darker but the same colour: no chromaticity error
+    assert scores.result()["chroma_error"] < 0.01 and scores.result()["cast_b"] == pytest.approx(-100)
+
+
 def test_mp4_round_trips(tmp_path):
     frames = np.random.default_rng(0).integers(0, 256, (7, 32, 48, 3), dtype=np.uint8)
     path = tmp_path / "clip.mp4"
@@ -151,4 +166,22 @@ def test_demosaic_keeps_flat_colours():
     rgb = np.broadcast_to(np.array([0.2, 0.5, 0.8], np.float32), (1, 8, 8, 3))
     packed = data.packed_from_mosaic(synthesis.mosaic(rgb))
     np.testing.assert_allclose(baselines.demosaic(packed)[0, 4, 4], [0.2, 0.5, 0.8], atol=1e-4)
-    assert baselines.srgb_gamma(np.array([0.0, 0.0031308, 1.0])).tolist() == pytest.approx([0, 0.04045, 1], abs=1e-4)
+
+
+def test_linear_baseline_without_noise_gives_back_the_ground_truth():
+    """The baseline's tone curve is the one synthesis inverted: with no noise and a smooth scene,
+    only demosaicking and 12-bit rounding separate it from the ground truth."""
+    y, x = np.mgrid[0:32, 0:48] / 48.0
+    gt_rgb = (np.stack([0.2 + 0.6 * x, 0.3 + 0.4 * y, 0.7 - 0.5 * x * y], -1)[None] * 255).astype(np.uint8)
+    synth = {**config.DEFAULTS["synthesis"], "ratio_range": [1, 1], "read_noise_range": [0, 0],
+             "row_noise_range": [0, 0], "shot_gain_range": [1e-4, 1e-4], "brightness_std": 0, "brightness_mean": 1}
+    rng = np.random.default_rng(0)
+    params = synthesis.draw_camera_params(rng, synth)
+    packed_raw = synthesis.synthesize(gt_rgb, params, rng)
+    meta = synthesis.sidecar(params, 25.0, "test")
+    normalize = data.make_normalizer(packed_raw, meta, config.DEFAULTS["data"], "clip")
+    linear = baselines.enhance("linear", normalize, packed_raw)
+    inner = (slice(None), slice(2, -2), slice(2, -2))  # demosaicking guesses at the borders
+    assert metrics.psnr(gt_rgb[inner], linear[inner])[0] > 40
+    values = np.arange(256, dtype=np.uint8)
+    np.testing.assert_allclose(synthesis.linear_to_srgb(synthesis.srgb_to_linear(values)) * 255, values, atol=0.02)

@@ -1,4 +1,5 @@
 """network.py: shapes, parameter count, gradients, bf16, and a tiny model that learns."""
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -119,3 +120,23 @@ def test_flop_count_matches_a_hand_count():
     assert network.forward_flops(model_cfg(depth=2, base_channels=4), 2, 8, 8) == hand
     per_frame = network.forward_flops(model_cfg(depth=2, base_channels=4, temporal_kernel=1), 2, 8, 8)
     assert per_frame < hand / 2
+
+
+def test_replicated_time_padding_sees_one_frame_as_a_still_scene():
+    """A 1-frame clip must come out as that frame would in a still video: with zeros beyond the
+    ends (the original's padding) it does not."""
+    frame = np.random.default_rng(0).random((1, 1, 12, 12, 4)).astype("float32")
+    still = np.repeat(frame, 9, axis=1)
+    for padding, same in (("replicate", True), ("zeros", False)):
+        keras.utils.set_random_seed(0)
+        model = network.build_unet(model_cfg(depth=2, base_channels=4, time_padding=padding, precision="float32"))
+        single, middle = model(frame).numpy()[:, 0], model(still).numpy()[:, 4]
+        assert np.allclose(single, middle, atol=1e-5) == same, padding
+
+
+def test_precision_auto_follows_the_cpu_flags(monkeypatch):
+    monkeypatch.setattr(network, "bf16_hardware", lambda: "CPU flags amx_bf16")
+    assert network.resolve_precision(model_cfg()) == ("mixed_bfloat16", "auto: CPU flags amx_bf16")
+    monkeypatch.setattr(network, "bf16_hardware", lambda: None)
+    assert network.resolve_precision(model_cfg())[0] == "float32"
+    assert network.resolve_precision(model_cfg(precision="mixed_bfloat16"))[0] == "mixed_bfloat16"

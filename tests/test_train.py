@@ -66,6 +66,28 @@ def test_training_lowers_the_loss_and_writes_its_outputs(tiny_data, tmp_path):
     assert config.load_config(folder / "config.yaml") == cfg  # the saved config rebuilds the run
 
 
+def test_validation_scores_equal_test_metrics_on_the_same_frames(tiny_data, tmp_path):
+    import losses
+    import metrics
+    from inference import to_uint8
+    cfg = tiny_cfg(tiny_data, tmp_path)
+    model = train.build_enhancer(cfg, losses.make_loss(cfg["loss"]), 10)
+    clips = data.open_list(tiny_data_root(tiny_data) / "valid_list", cfg["data"])
+    packed, _ = train.validation_arrays(clips, cfg["train"])
+    outputs = model.generator(packed).numpy()
+    # A ground truth a level or so from the output: here rounding to uint8 changes the score.
+    noise = np.random.default_rng(0).integers(-1, 2, outputs.shape)
+    gt_uint8 = np.clip(to_uint8(outputs).astype(int) + noise, 0, 255).astype(np.uint8)
+    scores = model.evaluate(packed, gt_uint8 / np.float32(255), batch_size=2, verbose=0, return_dict=True)
+    outputs = to_uint8(outputs)
+    assert scores["psnr"] == pytest.approx(np.mean([metrics.psnr(g, o).mean() for g, o in zip(gt_uint8, outputs)]), abs=1e-3)
+    assert scores["ssim"] == pytest.approx(np.mean([metrics.ssim(g, o).mean() for g, o in zip(gt_uint8, outputs)]), abs=1e-4)
+
+
+def tiny_data_root(tiny_data):
+    return Path(tiny_data[-1].split("=", 1)[1])
+
+
 def test_interrupted_run_resumes_to_the_same_weights(tiny_data, tmp_path):
     class Interrupt(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
