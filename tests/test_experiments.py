@@ -40,7 +40,7 @@ def test_toy_table_end_to_end(tmp_path, monkeypatch):
     assert batch_4["batch_size"] == 4 and batch_4["learning_rate"] == pytest.approx(5e-4 * (4 / 2) ** 0.5, rel=1e-5)
     table = (tmp_path / "figure" / "toy_toy.md").read_text().splitlines()
     assert table[0].startswith("| row | PSNR | SSIM | MSE(MABD) 1e-3 |") and len(table) == 6
-    assert all(line.count("|") == 8 for line in table)
+    assert all(line.count("|") == 10 for line in table)
     assert (tmp_path / "figure" / "toy_toy_curves.png").is_file()
     assert readme.read_text() == "intro\n<!-- table:toy_toy -->\n" + "\n".join(table) + "\n<!-- /table:toy_toy -->\nend\n"
     # A finished row is not trained again.

@@ -185,3 +185,26 @@ def test_linear_baseline_without_noise_gives_back_the_ground_truth():
     assert metrics.psnr(gt_rgb[inner], linear[inner])[0] > 40
     values = np.arange(256, dtype=np.uint8)
     np.testing.assert_allclose(synthesis.linear_to_srgb(synthesis.srgb_to_linear(values)) * 255, values, atol=0.02)
+
+
+def test_background_stage_keeps_order_bounds_its_lead_and_raises_errors():
+    made = []
+
+    def items():
+        for i in range(6):
+            made.append(i)
+            yield i
+
+    stage = inference.in_background(items(), ahead=1)
+    assert next(stage) == 0
+    import time
+    time.sleep(0.3)
+    assert len(made) <= 3  # one handed over, one waiting in the queue, one being put: never the whole clip
+    assert list(stage) == [1, 2, 3, 4, 5]
+
+    def broken():
+        yield 1
+        raise OSError("disk gone")
+
+    with pytest.raises(OSError, match="disk gone"):
+        list(inference.in_background(broken()))

@@ -1,0 +1,224 @@
+"""How a trained model does on footage it never saw: a held-out source at several exposure ratios and
+under coloured light, single frames and short clips, and a camera raw file against LibRaw's own
+rendering.
+
+    python generalisation.py [--set experiment=NAME ...]          all three tables for one model
+    python generalisation.py --compare NAME [NAME ...]             held-out tables of several models
+
+The model is the experiment's (else the shipped one, as test.py picks it). The held-out source
+(data.held_out, `bikes` by default) is synthesised again into data.lists_dir/heldout_*: with white
+light and no colour changes at each ratio of RATIOS, and under a coloured light (synthesis.ILLUMINANTS)
+at ratio 200. Tables go to figure/ and into README.md between their markers.
+"""
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import rawpy
+
+import config
+import data
+import generate_file_list
+import metrics
+import synthesis
+import test as enhance
+from experiments import update_readme
+from inference import TiledEnhancer
+
+RATIOS = (50, 100, 200, 300)
+COLOURED_RATIO = 200
+SHORT_FRAMES = (1, 2, 4, 8)
+NEUTRAL = {"illuminant_probability": 0.0, "colour_augment_probability": 0.0}
+COLOURED = {"illuminant_probability": 1.0, "colour_augment_probability": 0.0}
+COLOUR_COLUMNS = "cast R, G, B | chroma err"
+
+
+# ---------------------------------------------------------------------------------------------
+# Held-out clips
+
+
+def held_out_list(label, synthesis_changes, overrides):
+    """The held-out source's clips synthesised again with `synthesis_changes`; returns the list."""
+    cfg = config.load_config(overrides=overrides)
+    root = Path(cfg["data"]["lists_dir"]) / f"heldout_{label}"
+    data_cfg = {**cfg["data"], "input_dir": str(root / "train_he"), "gt_dir": str(root / "gt_he")}
+    sources = [s for s in synthesis.default_sources() if s[0].startswith(tuple(cfg["data"]["held_out"]))]
+    synthesis.synthesize_sources(sources, {**cfg, "data": data_cfg, "synthesis": {**cfg["synthesis"], **synthesis_changes}})
+    path = Path(cfg["data"]["lists_dir"]) / f"heldout_{label}_list"
+    generate_file_list.write_list(path, [name for name, _, _ in sources], data_cfg)
+    return path
+
+
+def held_out_lists(overrides):
+    lists = {f"held-out source, ratio {r}": held_out_list(f"ratio_{r}", {**NEUTRAL, "ratio_range": [r, r]}, overrides)
+             for r in RATIOS}
+    lists[f"held-out source, coloured light, ratio {COLOURED_RATIO}"] = held_out_list(
+        "coloured", {**COLOURED, "ratio_range": [COLOURED_RATIO, COLOURED_RATIO]}, overrides)
+    return lists
+
+
+def measure(list_path, overrides):
+    """test.py on a list; returns its overall {method: scores}."""
+    enhance.main(["--list", str(list_path), "--set", *overrides])
+    cfg, _ = enhance.test_config(enhance.parse_args(["--set", *overrides]))
+    result = Path(cfg["test"]["result_root"]) / cfg["experiment"] / Path(list_path).name
+    return json.loads((result / "metrics.json").read_text())["overall"]
+
+
+def colour_cells(s):
+    return f"{s['cast_r']:+.1f}, {s['cast_g']:+.1f}, {s['cast_b']:+.1f} | {s['chroma_error']:.3f}"
+
+
+def held_out_table(overrides):
+    cfg = config.load_config(overrides=overrides)
+    lists = {"test list": Path(cfg["data"]["lists_dir"]) / "test_list", **held_out_lists(overrides)}
+    lines = [f"| clips | PSNR | SSIM | MSE(MABD) 1e-3 | {COLOUR_COLUMNS} | linear baseline PSNR | HE baseline PSNR |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for label, path in lists.items():
+        overall = measure(path, overrides)
+        net = overall["network"]
+        lines.append(f"| {label} | {net['psnr']:.2f} | {net['ssim']:.3f} | {net['mse_mabd']:.3f} | {colour_cells(net)} | "
+                     f"{overall['linear']['psnr']:.2f} | {overall['he']['psnr']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def compare_table(experiments, overrides):
+    """Several trained models on the held-out source at ratio 200, white and coloured light."""
+    lists = held_out_lists(overrides)
+    chosen = {k: v for k, v in lists.items() if str(COLOURED_RATIO) in k.split()[-1]}
+    lines = [f"| model | clips | PSNR | SSIM | MSE(MABD) 1e-3 | {COLOUR_COLUMNS} |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for experiment in experiments:
+        for label, path in chosen.items():
+            net = measure(path, [*overrides, f"experiment={experiment}"])["network"]
+            lines.append(f"| {experiment} | {label} | {net['psnr']:.2f} | {net['ssim']:.3f} | {net['mse_mabd']:.3f} | "
+                         f"{colour_cells(net)} |")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Single frames and short clips
+
+
+def frame_scores(gt_frame, frame):
+    scores = metrics.VideoScores()
+    scores.update(gt_frame[None], frame[None])
+    return scores.result()
+
+
+def short_clip_table(overrides, middle=24):
+    """Frame `middle` of each held-out clip (ratio 200), enhanced within the whole clip, and as the
+    first frame of a clip of 1, 2, 4 and 8 frames: how much a clip's end costs."""
+    args = enhance.parse_args(["--set", *overrides])
+    cfg, weights = enhance.test_config(args)
+    enhancer = TiledEnhancer(enhance.load_generator(cfg, weights), cfg["test"])
+    clips = data.open_list(held_out_list("ratio_200", {**NEUTRAL, "ratio_range": [200, 200]}, overrides), cfg["data"])
+    rows = {"whole clip": []} | {f"{n} frame{'s' * (n > 1)}": [] for n in SHORT_FRAMES}
+    for clip in clips:
+        gt_frame = np.asarray(clip.gt_rgb[middle])
+        whole = np.concatenate([rgb for _, rgb in enhancer.enhance(clip)])
+        rows["whole clip"].append(frame_scores(gt_frame, whole[middle]))
+        for n, label in zip(SHORT_FRAMES, list(rows)[1:]):
+            short = dataclasses.replace(clip, packed_raw=clip.packed_raw[middle:middle + n])
+            first = next(enhancer.enhance(short))[1][0]
+            rows[label].append(frame_scores(gt_frame, first))
+    lines = [f"| frame {middle} enhanced in | PSNR | difference (dB) | SSIM | {COLOUR_COLUMNS} |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    whole_psnr = np.mean([s["psnr"] for s in rows["whole clip"]])
+    for label, scores in rows.items():
+        mean = {k: float(np.mean([s[k] for s in scores])) for k in scores[0] if k != "frames"}
+        lines.append(f"| {label} | {mean['psnr']:.2f} | {mean['psnr'] - whole_psnr:+.2f} | {mean['ssim']:.3f} | "
+                     f"{colour_cells(mean)} |")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# A camera raw file against LibRaw's own rendering
+
+
+def write_dng(path, mosaic, black, white, as_shot_neutral, cam_xyz):
+    """A minimal single-frame RGGB DNG: the tags LibRaw needs to decode and colour it."""
+    import tifffile
+
+    rational = lambda values: tuple(x for v in values for x in (round(v * 1_000_000), 1_000_000))  # noqa: E731
+    tags = [(50706, "B", 4, (1, 4, 0, 0)), (50708, "s", 0, "Synthetic Camera"), (33421, "H", 2, (2, 2)),
+            (33422, "B", 4, (0, 1, 1, 2)), (50713, "H", 2, (1, 1)), (50714, "H", 1, (black,)),
+            (50717, "H", 1, (white,)), (50721, "2i", 9, rational(np.asarray(cam_xyz).ravel())),
+            (50778, "H", 1, (21,)), (50728, "2I", 3, rational(as_shot_neutral))]
+    tifffile.imwrite(path, mosaic, photometric=32803, extratags=tags, subfiletype=0)
+
+
+def camera_raw_frame(folder, overrides, ratio=50):
+    """One held-out frame under blue stage light, as a camera would record it in a DNG (RGGB, its
+    own XYZ -> camera matrix, as-shot neutral); returns the exposure ratio."""
+    cfg = config.load_config(overrides=overrides)
+    name, _, load = next(s for s in synthesis.default_sources() if s[0].startswith(tuple(cfg["data"]["held_out"])))
+    synth = {**cfg["synthesis"], "frames": 1, "ratio_range": [ratio, ratio]}
+    scene = synthesis.SceneParams(0.0, 1.0, [synthesis.ILLUMINANTS["blue_stage"]], 0.0)
+    gt_rgb = synthesis.light_scene(load(synth)[0], scene)
+    rng = synthesis.clip_rng(0, "camera_raw_check")
+    params = synthesis.draw_camera_params(rng, synth)
+    mosaic = data.mosaic_from_packed(synthesis.synthesize(gt_rgb, params, rng))[0]
+    cam_xyz = np.asarray(params.rgb_to_cam) @ np.linalg.inv(config.SRGB_TO_XYZ)
+    neutral = (1 / params.red_gain, 1.0, 1 / params.blue_gain)
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    write_dng(Path(folder) / "frame.dng", mosaic[1:-1], params.black_level, params.white_level, neutral, cam_xyz)
+    return ratio
+
+
+def linear_chromaticity(srgb_frames, curve):
+    return metrics.chromaticity(curve(srgb_frames).reshape(-1, 3).mean(axis=0))
+
+
+def camera_raw_table(overrides):
+    """Mean chromaticity of the enhanced DNG and of LibRaw's rendering of it at the same brightness
+    (camera white balance, no auto-brightness, linear output), both compared in linear sRGB."""
+    cfg = config.load_config(overrides=overrides)
+    folder = Path(cfg["data"]["lists_dir"]) / "camera_raw_check"
+    ratio = camera_raw_frame(folder, overrides)
+    args = enhance.parse_args(["--set", *overrides, f"data.ratio={ratio}"])
+    cfg, weights = enhance.test_config(args)
+    enhancer = TiledEnhancer(enhance.load_generator(cfg, weights), cfg["test"])
+    clip = enhance.open_input(folder, cfg)
+    output = np.concatenate([rgb for _, rgb in enhancer.enhance(clip)])
+    with rawpy.imread(str(folder / "frame.dng")) as raw:
+        libraw = raw.postprocess(use_camera_wb=True, no_auto_bright=True, bright=ratio, gamma=(1, 1),
+                                 output_bps=16, output_color=rawpy.ColorSpace.sRGB)
+    ours = linear_chromaticity(output, synthesis.srgb_to_linear)
+    reference = metrics.chromaticity(libraw.reshape(-1, 3).astype(np.float64).mean(axis=0))
+    packed = clip.normalize(clip.packed_raw[0:1]).reshape(-1, 4)
+    network_input = metrics.chromaticity(packed[:, [2, 0, 1]].mean(axis=0, dtype=np.float64))  # R, G, B of GBRG
+    lines = ["| rendering of the DNG | chromaticity r, g, b (linear sRGB) | distance to LibRaw |", "| --- | --- | --- |"]
+    for label, chroma in (("LibRaw (camera white balance, same brightness)", reference), ("this model", ours),
+                          ("the network's input (white-balanced, colour-corrected)", network_input)):
+        lines.append(f"| {label} | {chroma[0]:.3f}, {chroma[1]:.3f}, {chroma[2]:.3f} | "
+                     f"{np.linalg.norm(chroma - reference):.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def publish(key, table, figure_dir="figure", readme="README.md"):
+    Path(figure_dir).mkdir(parents=True, exist_ok=True)
+    with data.atomic_output(Path(figure_dir) / f"{key}.md") as tmp:
+        tmp.write_text(table)
+    update_readme(readme, key, table)
+    print(f"\n{key}\n{table}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--compare", nargs="+", metavar="EXPERIMENT", help="held-out tables of these trained models")
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="SECTION.KEY=VALUE")
+    args = parser.parse_args(argv)
+    if args.compare:
+        return publish("breadth", compare_table(args.compare, args.set))
+    publish("generalisation", held_out_table(args.set))
+    publish("short_clips", short_clip_table(args.set))
+    publish("camera_raw", camera_raw_table(args.set))
+
+
+if __name__ == "__main__":
+    main()
