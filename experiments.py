@@ -9,8 +9,8 @@ batch size get its learning rate times sqrt(batch / budget batch). Each row trai
 BUDGET_ROW (in train.checkpoint_root; an interrupted table resumes, and a finished row is not
 trained again; rows whose settings are the same under a budget share one run), then `test.py 2`
 measures it. The wall time is the sum of the log's epoch times (training and validation). The
-table goes to figure/BUDGET_TABLE.md, the curves to figure/BUDGET_TABLE_curves.png, and into
-README.md between its <!-- table:BUDGET_TABLE --> markers when it has them.
+table goes to figure/BUDGET_TABLE.md, the curves to figure/BUDGET_TABLE_curves.png, and between
+<!-- table:BUDGET_TABLE --> markers wherever README.md or docs/*.md have them.
 
 The `breadth` table trains on the default set alone (its lists in 0_data/default_set, made by
 `generate_file_list.py --sources default --set data.lists_dir=0_data/default_set`) and on all the
@@ -112,21 +112,19 @@ def markdown(rows):
     return "\n".join(lines) + "\n"
 
 
-def update_readme(readme, key, table):
-    """Replace the table between README's <!-- table:KEY --> and <!-- /table:KEY --> markers."""
-    readme = Path(readme)
-    if not readme.is_file():
-        return False
-    text = readme.read_text()
-    pattern = re.compile(rf"(<!-- table:{re.escape(key)} -->\n).*?(<!-- /table:{re.escape(key)} -->)", re.S)
-    if not pattern.search(text):
-        return False
-    with data.atomic_output(readme) as tmp:
-        tmp.write_text(pattern.sub(lambda m: m.group(1) + table + m.group(2), text))
-    return True
+def update_documents(key, table, documents=None):
+    """Replace the table between <!-- table:KEY --> and <!-- /table:KEY --> markers wherever they
+    stand: README.md and docs/*.md unless `documents` are named."""
+    root = Path(__file__).resolve().parent
+    for document in documents or [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        text = Path(document).read_text()
+        pattern = re.compile(rf"(<!-- table:{re.escape(key)} -->\n).*?(<!-- /table:{re.escape(key)} -->)", re.S)
+        if pattern.search(text):
+            with data.atomic_output(document) as tmp:
+                tmp.write_text(pattern.sub(lambda m: m.group(1) + table + m.group(2), text))
 
 
-def run_table(table, budget_name, overrides, figure_dir="figure", readme="README.md"):
+def run_table(table, budget_name, overrides, figure_dir="figure", documents=None):
     rows = [run_row(row, budget_name, overrides) for row in TABLES[table]]
     key = f"{budget_name}_{table}"
     text = markdown(rows)
@@ -138,7 +136,7 @@ def run_table(table, budget_name, overrides, figure_dir="figure", readme="README
         root = Path(config.load_config(overrides=overrides, base=BUDGETS[budget_name])["train"]["checkpoint_root"])
         figures.plot_curves({r["row"]: figures.read_log(root / r["experiment"] / "log.csv") for r in trained},
                             Path(figure_dir) / f"{key}_curves.png")
-    update_readme(readme, key, text)
+    update_documents(key, text, documents)
     print(f"\n{key}\n{text}")
     return rows
 

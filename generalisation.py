@@ -8,7 +8,7 @@ rendering.
 The model is the experiment's (else the shipped one, as test.py picks it). The held-out source
 (data.held_out, `bikes` by default) is synthesised again into data.lists_dir/heldout_*: with white
 light and no colour changes at each ratio of RATIOS, and under a coloured light (synthesis.ILLUMINANTS)
-at ratio 200. Tables go to figure/ and into README.md between their markers.
+at ratio 200. Tables go to figure/ and between their markers in README.md and docs/.
 """
 import argparse
 import dataclasses
@@ -24,7 +24,7 @@ import generate_file_list
 import metrics
 import synthesis
 import test as enhance
-from experiments import update_readme
+from experiments import update_documents
 from inference import TiledEnhancer
 
 RATIOS = (50, 100, 200, 300)
@@ -200,11 +200,11 @@ def camera_raw_table(overrides):
 # ---------------------------------------------------------------------------------------------
 
 
-def publish(key, table, figure_dir="figure", readme="README.md"):
+def publish(key, table, figure_dir="figure"):
     Path(figure_dir).mkdir(parents=True, exist_ok=True)
     with data.atomic_output(Path(figure_dir) / f"{key}.md") as tmp:
         tmp.write_text(table)
-    update_readme(readme, key, table)
+    update_documents(key, table)
     print(f"\n{key}\n{table}")
 
 

@@ -26,7 +26,7 @@ def test_toy_table_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setitem(experiments.TABLES, "toy", ["baseline", "depth_2", "batch_4", "vgg"])
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- table:toy_toy -->\nold\n<!-- /table:toy_toy -->\nend\n")
-    rows = experiments.run_table("toy", "toy", folders, figure_dir=tmp_path / "figure", readme=readme)
+    rows = experiments.run_table("toy", "toy", folders, figure_dir=tmp_path / "figure", documents=[readme])
 
     assert [r["row"] for r in rows] == ["baseline", "depth_2 (= baseline)", "batch_4", "vgg"]
     assert rows[3]["status"] == experiments.NEEDS_WEIGHTS
