@@ -5,6 +5,8 @@ YAML file (read with `yaml.safe_load`), then `section.key=value` overrides from 
 Unknown keys are errors, so a typo never silently falls back to a default.
 """
 import copy
+import math
+import re
 
 import yaml
 
@@ -172,7 +174,10 @@ def load_config(yaml_path=None, overrides=(), base=None):
         if not sep:
             raise ValueError(f"override {item!r} is not of the form section.key=value")
         *sections, leaf = key.split(".")
-        update = {leaf: yaml.safe_load(text)}
+        value = yaml.safe_load(text)
+        if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value):
+            value = float(value)  # YAML 1.1 reads 1e-5 (no dot) as a string
+        update = {leaf: value}
         for section in reversed(sections):
             update = {section: update}
         updates.append((update, f"override {item!r}"))
@@ -203,13 +208,41 @@ def _merge(cfg, update, where, path=()):
             cfg[key] = value
 
 
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_types(cfg):
+    """Values whose type or sign is wrong, named before they fail deep inside a script."""
+    if not isinstance(cfg["seed"], int) or isinstance(cfg["seed"], bool):
+        raise ValueError(f"seed must be an integer, got {cfg['seed']!r}")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", str(cfg["experiment"])) or ".." in str(cfg["experiment"]):
+        raise ValueError(f"experiment must be a plain folder name (letters, digits, _ . -), got {cfg['experiment']!r}")
+    held_out = cfg["data"]["held_out"]
+    if not isinstance(held_out, list) or not all(isinstance(n, str) and n for n in held_out):
+        raise ValueError(f"data.held_out must be a list of clip-name prefixes, e.g. [bikes], got {held_out!r}")
+    for section, key in (("data", "ratio"), ("test", "fps")):
+        value = cfg[section][key]
+        if not (value is None and key == "ratio") and not (_number(value) and value > 0):
+            raise ValueError(f"{section}.{key} must be a positive number, got {value!r}")
+    for key in ("learning_rate", "lr_drop_factor"):  # 0 is allowed: weights then stay where they start
+        if not (_number(cfg["train"][key]) and cfg["train"][key] >= 0):
+            raise ValueError(f"train.{key} must be a number >= 0, got {cfg['train'][key]!r}")
+    for name, weight in cfg["loss"]["terms"].items() if isinstance(cfg["loss"]["terms"], dict) else ():
+        if not (_number(weight) and weight >= 0):
+            raise ValueError(f"loss.terms.{name} must be a number >= 0, got {weight!r}")
+    for section, key in (("model", "resnet"), ("gan", "enabled"), ("train", "augment"), ("data", "apply_ccm"),
+                         ("data", "clip_negative"), ("train", "jit_compile"), ("train", "deterministic")):
+        if not isinstance(cfg[section][key], bool):
+            raise ValueError(f"{section}.{key} must be true or false, got {cfg[section][key]!r}")
+
+
 def validate(cfg):
     """Reject values that would fail later, before any work starts."""
+    _check_types(cfg)
     data, synth = cfg["data"], cfg["synthesis"]
     if data["normalization"] not in NORMALIZATIONS:
         raise ValueError(f"data.normalization must be one of {NORMALIZATIONS}, got {data['normalization']!r}")
-    if data["ratio"] is not None and not data["ratio"] > 0:
-        raise ValueError(f"data.ratio must be positive or null, got {data['ratio']!r}")
     if not 0 < data["split_fraction"] < 0.5:
         raise ValueError(f"data.split_fraction must be in (0, 0.5), got {data['split_fraction']!r}")
     for side in ("height", "width"):

@@ -74,8 +74,8 @@ def read_frames(array, start, stop):
     """Frames [start, stop) of a clip array as an ordinary in-memory array. A memory-mapped npy is
     read with plain file reads: pages touched through the map would stay in this process's
     resident memory, which would then grow with the length of a streamed clip."""
-    if not isinstance(array, np.memmap):
-        return np.asarray(array[start:stop])
+    if not isinstance(array, np.memmap) or not array.flags.c_contiguous:  # e.g. saved in Fortran order
+        return np.ascontiguousarray(array[start:stop])
     start, stop, _ = slice(start, stop).indices(len(array))
     frame_shape = array.shape[1:]
     frame_bytes = array.dtype.itemsize * int(np.prod(frame_shape))
@@ -152,12 +152,30 @@ def linear_params(meta, data_cfg, where):
         needs = missing + ([] if ratio is not None else ["ratio (or data.ratio in the config)"])
         raise ValueError(f"{where}: linear normalisation needs {', '.join(needs)} from the sidecar "
                          f"{sidecar_path(where)}; or use data.normalization=he")
-    black = np.broadcast_to(np.asarray(meta["black_level"], np.float32), (4,))
-    white = np.float32(meta["white_level"])
-    wb_gains = dict(zip("RGB", meta.get("wb_gains", [1.0, 1.0, 1.0])))
-    gains = np.array([wb_gains[c] for c in config.CFA], np.float32) * ratio / (white - black)
-    ccm = np.asarray(meta["ccm"], np.float32) if data_cfg["apply_ccm"] and "ccm" in meta else None
+    sidecar = sidecar_path(where)
+    black = np.broadcast_to(sidecar_numbers(meta, "black_level", [(), (4,)], sidecar), (4,))
+    white = sidecar_numbers(meta, "white_level", [()], sidecar)
+    if not white > black.max():
+        raise ValueError(f"{sidecar}: white_level {float(white)} must be above black_level {black.tolist()}")
+    if data_cfg["ratio"] is None:
+        ratio = sidecar_numbers(meta, "ratio", [()], sidecar, positive=True)
+    wb = sidecar_numbers({"wb_gains": [1.0, 1.0, 1.0], **meta}, "wb_gains", [(3,)], sidecar, positive=True)
+    gains = np.array([dict(zip("RGB", wb))[c] for c in config.CFA], np.float32) * ratio / (white - black)
+    ccm = sidecar_numbers(meta, "ccm", [(3, 3)], sidecar) if data_cfg["apply_ccm"] and "ccm" in meta else None
     return black, gains, ccm
+
+
+def sidecar_numbers(meta, key, shapes, sidecar, positive=False):
+    """meta[key] as float32 of one of `shapes`, finite (and positive): else an error naming the file."""
+    value = meta[key]
+    try:
+        array = np.asarray(value, np.float32)
+    except (TypeError, ValueError):
+        array = None
+    if array is None or array.shape not in shapes or not np.isfinite(array).all() or (positive and not (array > 0).all()):
+        shape = " or ".join("one number" if s == () else "x".join(map(str, s)) + " numbers" for s in shapes)
+        raise ValueError(f"{sidecar}: {key} must be {shape}, finite{' and positive' if positive else ''}, got {value!r}")
+    return array
 
 
 def apply_ccm_packed(packed, ccm):

@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import csv
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -152,6 +153,8 @@ def enhance_clip(clip, enhancer, cfg, output, compare=False, sheet=False, save_n
         if save_npy:
             npy_path = outputs.enter_context(data.atomic_output(output.with_suffix(".npy")))
             npy = np.lib.format.open_memmap(npy_path, "w+", np.uint8, (count, 2 * height, 2 * width, 3))
+            with open(npy_path, "r+b") as f:  # claim the space now: a full disk is an error here, not a SIGBUS later
+                os.posix_fallocate(f.fileno(), 0, os.path.getsize(npy_path))
         progress = outputs.enter_context(tqdm(total=count, desc=clip.name, unit="frame"))
         for start, rgb in enhancer.enhance(clip):
             stop = start + len(rgb)

@@ -13,6 +13,7 @@ import math
 import time
 from pathlib import Path
 
+import h5py
 import keras
 import numpy as np
 import tensorflow as tf
@@ -232,6 +233,37 @@ def save_weights(model, path):
         model.save_weights(tmp)
 
 
+def set_aside_unreadable_backup(backup):
+    """A run killed while writing its first backup leaves files Keras cannot load, and every resume
+    would fail on them: move such a backup aside, say so, and let the run start over."""
+    if not backup.is_dir():
+        return
+    for suffix in ("", ".bkp"):  # Keras' double checkpoint falls back on the .bkp pair
+        try:
+            with h5py.File(backup / f"latest.weights.h5{suffix}", "r"):
+                json.loads((backup / f"training_metadata.json{suffix}").read_text())
+            return
+        except (OSError, ValueError):
+            continue
+    aside = backup.with_name(f"backup.unreadable.{time.strftime('%Y%m%d-%H%M%S')}")
+    backup.rename(aside)
+    print(f"warning: the backup in {backup} cannot be read (the run was killed while writing it?); "
+          f"moved it to {aside} and starting this run over")
+
+
+class SaveConfig(keras.callbacks.Callback):
+    """config.yaml of the run, written when training begins: after BackupAndRestore has loaded a
+    resumed run's state, so a resume that fails (another model size) leaves the old file intact."""
+
+    def __init__(self, path, cfg, comment):
+        super().__init__()
+        self.path, self.cfg, self.comment = Path(path), cfg, comment
+
+    def on_train_begin(self, logs=None):
+        with data.atomic_output(self.path) as tmp:
+            tmp.write_text(f"# {self.comment}\n" + yaml.safe_dump(self.cfg, sort_keys=False))
+
+
 class EpochTimer(keras.callbacks.Callback):
     """Adds `epoch_seconds` (training and validation) to the epoch's logs, so log.csv keeps the
     wall time of every epoch, across resumes."""
@@ -318,16 +350,16 @@ def train(cfg, extra_callbacks=(), verbose="auto"):
 
     folder = experiment_folder(cfg)
     folder.mkdir(parents=True, exist_ok=True)
+    set_aside_unreadable_backup(folder / "backup")
     if not (folder / "backup").exists():  # a fresh run: the logs and best score of an old one go
         for old in ("log.csv", "best.json"):
             (folder / old).unlink(missing_ok=True)
     policy, why = network.resolve_precision(cfg["model"])
     print(f"precision: {policy} ({why})")
-    with data.atomic_output(folder / "config.yaml") as tmp:
-        tmp.write_text(f"# precision: {policy} ({why})\n" + yaml.safe_dump(cfg, sort_keys=False))
     valid_packed, valid_gt = validation_arrays(valid_clips, train_cfg)
     callbacks = [
         keras.callbacks.BackupAndRestore(folder / "backup", double_checkpoint=True),
+        SaveConfig(folder / "config.yaml", cfg, f"precision: {policy} ({why})"),  # once the backup has loaded
         EpochTracker(plan),
         StopOnNonFinite(),
         EpochTimer(),  # before the callbacks that write the logs

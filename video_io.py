@@ -36,12 +36,15 @@ def read_video(path, start=0, count=None):
 
 class VideoWriter:
     """Streams uint8 RGB chunks (N, H, W, 3), H and W even, into an H.264 yuv420p mp4 that
-    browsers play. The file appears under its name only when the writer closes without error."""
+    browsers play. The file appears under its name only when the writer closes without error and
+    ffmpeg's file holds every frame: ffmpeg's exit status is not reported through imageio-ffmpeg,
+    so a full disk would otherwise pass for success and replace a good file with a broken one."""
 
     def __init__(self, path, fps):
         self.path, self.fps = Path(path), fps
         self._stack = contextlib.ExitStack()
         self._writer = None
+        self.frames = 0
 
     def __enter__(self):
         self._tmp = self._stack.enter_context(atomic_output(self.path))
@@ -57,11 +60,27 @@ class VideoWriter:
             self._writer.send(None)
         for frame in frames:
             self._writer.send(np.ascontiguousarray(frame, dtype=np.uint8))
+        self.frames += len(frames)
 
     def __exit__(self, *error):
         if self._writer is not None:
             self._writer.close()
+        if error[0] is None:
+            try:
+                self._check()
+            except OSError as failure:
+                self._stack.__exit__(type(failure), failure, failure.__traceback__)
+                raise
         return self._stack.__exit__(*error)
+
+    def _check(self):
+        try:
+            frames = imageio_ffmpeg.count_frames_and_secs(str(self._tmp))[0]
+        except (RuntimeError, OSError):
+            frames = 0
+        if frames != self.frames:
+            raise OSError(f"{self.path}: ffmpeg wrote {frames} of {self.frames} frames (is the disk full?); "
+                          "nothing was written under that name")
 
 
 def write_video(path, frames, fps):

@@ -167,3 +167,31 @@ def test_read_frames_equals_slicing_without_mapping(tmp_path):
         assert not isinstance(frames, np.memmap)
         np.testing.assert_array_equal(frames, clip[start:stop])
     np.testing.assert_array_equal(data.read_frames(clip, 1, 3), clip[1:3])  # plain arrays too
+
+
+BAD_SIDECARS = [
+    ({"ratio": -100}, "ratio must be one number, finite and positive"),
+    ({"ratio": 0}, "ratio must be one number, finite and positive"),
+    ({"ratio": float("nan")}, "ratio must be one number, finite and positive"),
+    ({"ratio": "abc"}, "ratio must be one number"),
+    ({"white_level": 200}, "white_level 200.0 must be above black_level"),
+    ({"black_level": None}, "black_level must be one number or 4 numbers"),
+    ({"black_level": [256, 256, 256]}, "black_level must be one number or 4 numbers"),
+    ({"wb_gains": [2.0, 1.0]}, "wb_gains must be 3 numbers, finite and positive"),
+    ({"ccm": [[1, 0], [0, 1]]}, "ccm must be 3x3 numbers"),
+]
+
+
+@pytest.mark.parametrize("change, message", BAD_SIDECARS)
+def test_impossible_sidecar_values_name_the_file(tmp_path, change, message):
+    meta = {"black_level": 256, "white_level": 4095, "ratio": 100, "wb_gains": [2, 1, 1.5], "ccm": np.eye(3).tolist()}
+    input_path, _ = write_clip(tmp_path, "clip", np.full((1, 2, 2, 4), 300, np.uint16), meta={**meta, **change})
+    with pytest.raises(ValueError, match=f"clip.json: {message}"):
+        data.open_clip(input_path, None, linear_cfg())
+
+
+def test_fortran_order_clip_reads_as_saved(tmp_path):
+    clip = np.random.default_rng(0).integers(0, 4096, (5, 6, 7, 4)).astype(np.uint16)
+    np.save(tmp_path / "f.npy", np.asfortranarray(clip))
+    frames = data.load_packed_raw(tmp_path / "f.npy")
+    np.testing.assert_array_equal(data.read_frames(frames, 1, 4), clip[1:4])

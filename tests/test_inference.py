@@ -208,3 +208,22 @@ def test_background_stage_keeps_order_bounds_its_lead_and_raises_errors():
 
     with pytest.raises(OSError, match="disk gone"):
         list(inference.in_background(broken()))
+
+
+def test_full_disk_fails_loudly_and_keeps_the_good_file(tmp_path):
+    """A file-size limit makes ffmpeg's writes fail as a full disk does: the writer must say so and
+    leave the earlier good video where it was, with no temporary file behind."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    keep = tmp_path / "keep.mp4"
+    write_video(keep, np.zeros((4, 32, 48, 3), np.uint8), 25)
+    good = keep.read_bytes()
+    script = (f"import resource, signal, sys, numpy as np; sys.path.insert(0, {str(Path(__file__).parents[1])!r});"
+              "signal.signal(signal.SIGXFSZ, signal.SIG_IGN); resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096));"
+              "from video_io import write_video;"
+              f"write_video({str(keep)!r}, np.random.default_rng(0).integers(0, 256, (30, 64, 96, 3), dtype=np.uint8), 25)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode != 0 and "is the disk full?" in done.stderr, done.stderr[-2000:]
+    assert keep.read_bytes() == good
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.mp4"]

@@ -226,3 +226,27 @@ def test_bad_config_stops_before_any_work(tiny_data, tmp_path, override, message
     with pytest.raises((ValueError, KeyError, FileNotFoundError), match=message):
         train.train(tiny_cfg(tiny_data, tmp_path, override, "experiment=bad"), verbose=0)
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_failed_resume_keeps_the_config_of_the_weights(tiny_data, tmp_path):
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise KeyboardInterrupt
+
+    cfg = tiny_cfg(tiny_data, tmp_path, "experiment=resize")
+    with pytest.raises(KeyboardInterrupt):
+        train.train(cfg, extra_callbacks=[Interrupt()], verbose=0)
+    with pytest.raises(Exception):
+        train.train(tiny_cfg(tiny_data, tmp_path, "experiment=resize", "model.base_channels=8"), verbose=0)
+    assert config.load_config(tmp_path / "resize" / "config.yaml")["model"]["base_channels"] == 4
+
+
+def test_an_unreadable_backup_is_set_aside_and_the_run_starts_over(tiny_data, tmp_path, capsys):
+    backup = tmp_path / "killed" / "backup"
+    backup.mkdir(parents=True)
+    (backup / "latest.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n truncated")  # killed mid-write
+    (backup / "training_metadata.json").write_text('{"epoch": 1, "batch": 0}')
+    history = train.train(tiny_cfg(tiny_data, tmp_path, "experiment=killed"), verbose=0)
+    assert len(history.history["loss"]) == 2
+    assert "cannot be read" in capsys.readouterr().out
+    assert [p.name.startswith("backup.unreadable.") for p in (tmp_path / "killed").glob("backup*")] == [True]

@@ -1,0 +1,28 @@
+"""config.py: every value that would fail later is named before any work starts."""
+import pytest
+
+import config
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.held_out=bikes", "data.held_out must be a list of clip-name prefixes"),
+    ("data.ratio=-3", "data.ratio must be a positive number"),
+    ("train.learning_rate=-0.001", "train.learning_rate must be a number >= 0"),
+    ("train.lr_drop_factor=-1", "train.lr_drop_factor must be a number >= 0"),
+    ("test.fps=-25", "test.fps must be a positive number"),
+    ("loss.terms={l1: -1}", "loss.terms.l1 must be a number >= 0"),
+    ("model.resnet=maybe", "model.resnet must be true or false"),
+    ("seed=abc", "seed must be an integer"),
+    ("experiment=../../x", "experiment must be a plain folder name"),
+    ("model.precision=fp8", "model.precision must be one of"),
+    ("model.time_padding=reflect", "model.time_padding must be one of"),
+    ("synthesis.illuminant_probability=2", r"synthesis.illuminant_probability must be in \[0, 1\]"),
+])
+def test_bad_values_are_named(override, message):
+    with pytest.raises(ValueError, match=message):
+        config.load_config(overrides=[override])
+
+
+def test_exponents_without_a_dot_are_numbers():
+    assert config.load_config(overrides=["data.ratio=1e-5"])["data"]["ratio"] == pytest.approx(1e-5)
+    assert config.load_config(overrides=["data.ratio=200"])["data"]["ratio"] == 200
