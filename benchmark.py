@@ -40,6 +40,7 @@ import losses
 import network
 import synthesis
 import train
+from atomic import atomic_output
 from inference import TiledEnhancer
 
 SIZES = {  # full: the sizes; quick: tiny, for CI
@@ -260,7 +261,7 @@ def main(argv=None):
             results.update(bench_memory(size, root))
     print(report(results))
     if args.json:
-        with data.atomic_output(args.json) as tmp:
+        with atomic_output(args.json) as tmp:
             tmp.write_text(json.dumps(results, indent=1))
         print(f"wrote {args.json}")
 

@@ -23,11 +23,11 @@ import re
 from pathlib import Path
 
 import config
-import data
 import figures
 import losses
 import test as enhance
 import train
+from atomic import atomic_output
 
 EXPERIMENTS = Path(__file__).resolve().parent / "experiments"
 TABLES = {
@@ -120,7 +120,7 @@ def update_documents(key, table, documents=None):
         text = Path(document).read_text()
         pattern = re.compile(rf"(<!-- table:{re.escape(key)} -->\n).*?(<!-- /table:{re.escape(key)} -->)", re.S)
         if pattern.search(text):
-            with data.atomic_output(document) as tmp:
+            with atomic_output(document) as tmp:
                 tmp.write_text(pattern.sub(lambda m: m.group(1) + table + m.group(2), text))
 
 
@@ -129,7 +129,7 @@ def run_table(table, budget_name, overrides, figure_dir="figure", documents=None
     key = f"{budget_name}_{table}"
     text = markdown(rows)
     Path(figure_dir).mkdir(parents=True, exist_ok=True)
-    with data.atomic_output(Path(figure_dir) / f"{key}.md") as tmp:
+    with atomic_output(Path(figure_dir) / f"{key}.md") as tmp:
         tmp.write_text(text)
     trained = [r for r in rows if "experiment" in r]
     if trained:

@@ -15,7 +15,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
 import config  # noqa: E402
-from data import atomic_output  # noqa: E402
+from atomic import atomic_output  # noqa: E402
 
 
 def read_log(path):

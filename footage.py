@@ -23,8 +23,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+import motion
 import synthesis
-from data import atomic_output
+from atomic import atomic_output
 from video_io import read_video
 
 OVERLAYS_PER_STILL = (0, 3)  # how many other photos move over a photo's clip, drawn per clip
@@ -208,7 +209,7 @@ def still_layers(path, kind, name, others, synth_cfg):
     count = int(rng.integers(OVERLAYS_PER_STILL[0], OVERLAYS_PER_STILL[1] + 1))
     chosen = [others[i] for i in rng.choice(len(others), size=min(count, len(others)), replace=False)]
     overlays = [read_photo(p, package.members[member]) for package, member, p in chosen]
-    clip = synthesis.layered_clip(read_photo(path, kind), overlays, synth_cfg["frames"], synth_cfg["height"],
+    clip = motion.layered_clip(read_photo(path, kind), overlays, synth_cfg["frames"], synth_cfg["height"],
                                   synth_cfg["width"], rng)
     return clip, synthesis.STILL_FPS
 

@@ -24,6 +24,7 @@ import generate_file_list
 import metrics
 import synthesis
 import test as enhance
+from atomic import atomic_output
 from experiments import update_documents
 from inference import TiledEnhancer
 
@@ -202,7 +203,7 @@ def camera_raw_table(overrides):
 
 def publish(key, table, figure_dir="figure"):
     Path(figure_dir).mkdir(parents=True, exist_ok=True)
-    with data.atomic_output(Path(figure_dir) / f"{key}.md") as tmp:
+    with atomic_output(Path(figure_dir) / f"{key}.md") as tmp:
         tmp.write_text(table)
     update_documents(key, table)
     print(f"\n{key}\n{table}")

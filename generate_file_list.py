@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 import config
-from data import atomic_output, load_gt_rgb, load_packed_raw
+from atomic import atomic_output
+from data import load_gt_rgb, load_packed_raw
 
 LIST_NAMES = ("file_list", "valid_list", "test_list")
 CUSTOMIZED_LIST = "customized_list"

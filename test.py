@@ -28,6 +28,7 @@ import baselines
 import config
 import data
 import network
+from atomic import atomic_output
 from camera_raw import RawFolder
 from inference import TiledEnhancer, input_preview
 from metrics import VideoScores
@@ -151,7 +152,7 @@ def enhance_clip(clip, enhancer, cfg, output, compare=False, sheet=False, save_n
         if compare:
             comparison = outputs.enter_context(VideoWriter(output.with_name(f"{output.stem}_compare.mp4"), fps))
         if save_npy:
-            npy_path = outputs.enter_context(data.atomic_output(output.with_suffix(".npy")))
+            npy_path = outputs.enter_context(atomic_output(output.with_suffix(".npy")))
             npy = np.lib.format.open_memmap(npy_path, "w+", np.uint8, (count, 2 * height, 2 * width, 3))
             with open(npy_path, "r+b") as f:  # claim the space now: a full disk is an error here, not a SIGBUS later
                 os.posix_fallocate(f.fileno(), 0, os.path.getsize(npy_path))
@@ -179,7 +180,7 @@ def enhance_clip(clip, enhancer, cfg, output, compare=False, sheet=False, save_n
         if save_npy:
             npy.flush()
     if sheet:
-        with data.atomic_output(output.with_name(f"{output.stem}_sheet.png")) as tmp:
+        with atomic_output(output.with_name(f"{output.stem}_sheet.png")) as tmp:
             cv2.imwrite(str(tmp), cv2.cvtColor(np.concatenate(sheet_rows, axis=0), cv2.COLOR_RGB2BGR))
     return {name: s.result() for name, s in scores.items()} if has_gt else None
 
@@ -200,9 +201,9 @@ def summarise(per_video):
 
 def write_metrics(per_video, folder):
     overall = summarise(per_video)
-    with data.atomic_output(Path(folder) / "metrics.json") as tmp:
+    with atomic_output(Path(folder) / "metrics.json") as tmp:
         tmp.write_text(json.dumps({"videos": per_video, "overall": overall}, indent=1))
-    with data.atomic_output(Path(folder) / "metrics.csv") as tmp, tmp.open("w", newline="") as f:
+    with atomic_output(Path(folder) / "metrics.csv") as tmp, tmp.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["video", "method", "psnr", "ssim", "mse_mabd_1e-3", "cast_r", "cast_g", "cast_b",
                          "chroma_error", "frames"])

@@ -8,24 +8,19 @@ interrupted run resumes where it stopped (weights, optimizer state, epoch). Run 
 again to resume; a finished run starts afresh.
 """
 import argparse
-import json
-import math
-import time
 from pathlib import Path
 
-import h5py
 import keras
 import numpy as np
 import tensorflow as tf
-import yaml
 
+import callbacks
 import config
+import crops
 import data
 import losses
 import metrics
 import network
-from inference import input_preview, to_uint8
-from video_io import write_video
 
 
 # ---------------------------------------------------------------------------------------------
@@ -76,7 +71,7 @@ def training_dataset(clips, plan, train_cfg):
 
     def load(index, start, sample_seed):
         rng = np.random.default_rng(sample_seed)
-        return data.random_crop_pair(clips[index], start, frames, size, rng, train_cfg["augment"],
+        return crops.random_crop_pair(clips[index], start, frames, size, rng, train_cfg["augment"],
                                      train_cfg["still_probability"])
 
     def load_tensors(index, start, sample_seed):
@@ -88,13 +83,13 @@ def training_dataset(clips, plan, train_cfg):
     spec = tf.TensorSpec((), tf.int64)
     samples = tf.data.Dataset.from_generator(plan, output_signature=(spec, spec, spec))
     samples = samples.apply(tf.data.experimental.assert_cardinality(plan.per_epoch))
-    crops = samples.map(load_tensors, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return crops.batch(train_cfg["batch_size"], drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    pairs = samples.map(load_tensors, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return pairs.batch(train_cfg["batch_size"], drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
 def validation_arrays(clips, train_cfg):
     """One fixed crop per validation video: the first frames, centred."""
-    pairs = [data.centre_crop_pair(clip, train_cfg["crop_frames"], train_cfg["crop_size"]) for clip in clips]
+    pairs = [crops.centre_crop_pair(clip, train_cfg["crop_frames"], train_cfg["crop_size"]) for clip in clips]
     return np.stack([p for p, _ in pairs]), np.stack([g for _, g in pairs])
 
 
@@ -225,101 +220,6 @@ def load_initial_weights(generator, path):
 
 
 # ---------------------------------------------------------------------------------------------
-# Callbacks of our own: atomic checkpoints, previews, a loud stop on NaN
-
-
-def save_weights(model, path):
-    with data.atomic_output(path) as tmp:
-        model.save_weights(tmp)
-
-
-def set_aside_unreadable_backup(backup):
-    """A run killed while writing its first backup leaves files Keras cannot load, and every resume
-    would fail on them: move such a backup aside, say so, and let the run start over."""
-    if not backup.is_dir():
-        return
-    for suffix in ("", ".bkp"):  # Keras' double checkpoint falls back on the .bkp pair
-        try:
-            with h5py.File(backup / f"latest.weights.h5{suffix}", "r"):
-                json.loads((backup / f"training_metadata.json{suffix}").read_text())
-            return
-        except (OSError, ValueError):
-            continue
-    aside = backup.with_name(f"backup.unreadable.{time.strftime('%Y%m%d-%H%M%S')}")
-    backup.rename(aside)
-    print(f"warning: the backup in {backup} cannot be read (the run was killed while writing it?); "
-          f"moved it to {aside} and starting this run over")
-
-
-class SaveConfig(keras.callbacks.Callback):
-    """config.yaml of the run, written when training begins: after BackupAndRestore has loaded a
-    resumed run's state, so a resume that fails (another model size) leaves the old file intact."""
-
-    def __init__(self, path, cfg, comment):
-        super().__init__()
-        self.path, self.cfg, self.comment = Path(path), cfg, comment
-
-    def on_train_begin(self, logs=None):
-        with data.atomic_output(self.path) as tmp:
-            tmp.write_text(f"# {self.comment}\n" + yaml.safe_dump(self.cfg, sort_keys=False))
-
-
-class EpochTimer(keras.callbacks.Callback):
-    """Adds `epoch_seconds` (training and validation) to the epoch's logs, so log.csv keeps the
-    wall time of every epoch, across resumes."""
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.monotonic()
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs["epoch_seconds"] = time.monotonic() - self.start
-
-
-class Checkpoints(keras.callbacks.Callback):
-    """The generator's weights: last.weights.h5 after every epoch, best.weights.h5 at the best
-    validation PSNR (with best.json saying when and how good), each written atomically."""
-
-    def __init__(self, folder, generator):
-        super().__init__()
-        self.folder, self.generator = Path(folder), generator
-        best = self.folder / "best.json"
-        self.best = json.loads(best.read_text())["val_psnr"] if best.is_file() else -math.inf
-
-    def on_epoch_end(self, epoch, logs=None):
-        save_weights(self.generator, self.folder / "last.weights.h5")
-        if logs.get("val_psnr", -math.inf) > self.best:
-            self.best = float(logs["val_psnr"])
-            save_weights(self.generator, self.folder / "best.weights.h5")
-            with data.atomic_output(self.folder / "best.json") as tmp:
-                tmp.write_text(json.dumps({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}, indent=1))
-
-
-class Preview(keras.callbacks.Callback):
-    """Every `every` epochs, preview/epoch_NNN.mp4 of the first validation crop: the network's
-    input, its output and the ground truth side by side."""
-
-    def __init__(self, folder, packed, gt_rgb, every, fps):
-        super().__init__()
-        self.folder, self.packed, self.gt_rgb, self.every, self.fps = Path(folder), packed, gt_rgb, every, fps
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.every and (epoch + 1) % self.every == 0:
-            rgb = to_uint8(self.model.generator(self.packed[None], training=False)[0].numpy())
-            side_by_side = np.concatenate([input_preview(self.packed), rgb, to_uint8(self.gt_rgb)], axis=2)
-            self.folder.mkdir(parents=True, exist_ok=True)
-            write_video(self.folder / f"epoch_{epoch + 1:03d}.mp4", side_by_side, self.fps)
-
-
-class StopOnNonFinite(keras.callbacks.Callback):
-    def on_train_batch_end(self, batch, logs=None):
-        bad = {k: float(v) for k, v in (logs or {}).items() if not np.isfinite(float(v))}
-        if bad:
-            raise FloatingPointError(
-                f"training diverged at batch {batch}: {bad}. Lower train.learning_rate, or check the data "
-                "(a clip that is all black or saturated); the last good epoch's state is in the backup.")
-
-
-# ---------------------------------------------------------------------------------------------
 
 
 def experiment_folder(cfg):
@@ -334,8 +234,8 @@ def train(cfg, extra_callbacks=(), verbose="auto"):
     valid_clips = data.open_list(lists_dir / "valid_list", cfg["data"])
     if not train_clips or not valid_clips:
         raise ValueError(f"{lists_dir}: file_list and valid_list need at least one clip each")
-    data.check_crop_fits(train_clips, train_cfg["crop_frames"], train_cfg["crop_size"], train_cfg["augment"], "file_list")
-    data.check_crop_fits(valid_clips, train_cfg["crop_frames"], train_cfg["crop_size"], False, "valid_list")
+    crops.check_crop_fits(train_clips, train_cfg["crop_frames"], train_cfg["crop_size"], train_cfg["augment"], "file_list")
+    crops.check_crop_fits(valid_clips, train_cfg["crop_frames"], train_cfg["crop_size"], False, "valid_list")
     loss_fn = losses.make_loss(cfg["loss"])  # a missing VGG file stops here, before any work
 
     keras.utils.set_random_seed(cfg["seed"])
@@ -350,29 +250,29 @@ def train(cfg, extra_callbacks=(), verbose="auto"):
 
     folder = experiment_folder(cfg)
     folder.mkdir(parents=True, exist_ok=True)
-    set_aside_unreadable_backup(folder / "backup")
+    callbacks.set_aside_unreadable_backup(folder / "backup")
     if not (folder / "backup").exists():  # a fresh run: the logs and best score of an old one go
         for old in ("log.csv", "best.json"):
             (folder / old).unlink(missing_ok=True)
     policy, why = network.resolve_precision(cfg["model"])
     print(f"precision: {policy} ({why})")
     valid_packed, valid_gt = validation_arrays(valid_clips, train_cfg)
-    callbacks = [
+    run_callbacks = [
         keras.callbacks.BackupAndRestore(folder / "backup", double_checkpoint=True),
-        SaveConfig(folder / "config.yaml", cfg, f"precision: {policy} ({why})"),  # once the backup has loaded
+        callbacks.SaveConfig(folder / "config.yaml", cfg, f"precision: {policy} ({why})"),  # once the backup has loaded
         EpochTracker(plan),
-        StopOnNonFinite(),
-        EpochTimer(),  # before the callbacks that write the logs
-        Checkpoints(folder, model.generator),
+        callbacks.StopOnNonFinite(),
+        callbacks.EpochTimer(),  # before the callbacks that write the logs
+        callbacks.Checkpoints(folder, model.generator),
         keras.callbacks.CSVLogger(folder / "log.csv", append=True),
         keras.callbacks.TensorBoard(folder / "tensorboard", write_graph=False),
-        Preview(folder / "preview", valid_packed[0], valid_gt[0], train_cfg["preview_every"],
+        callbacks.Preview(folder / "preview", valid_packed[0], valid_gt[0], train_cfg["preview_every"],
                 valid_clips[0].fps or cfg["test"]["fps"]),
         *extra_callbacks,
     ]
     validation = tf.data.Dataset.from_tensor_slices((valid_packed, valid_gt)).batch(train_cfg["batch_size"])
     return model.fit(training_dataset(train_clips, plan, train_cfg), epochs=train_cfg["epochs"],
-                     validation_data=validation, callbacks=callbacks, verbose=verbose, shuffle=False)
+                     validation_data=validation, callbacks=run_callbacks, verbose=verbose, shuffle=False)
 
 
 def main(argv=None):

@@ -5,7 +5,7 @@ from pathlib import Path
 import imageio_ffmpeg
 import numpy as np
 
-from data import atomic_output
+from atomic import atomic_output
 
 
 def read_video(path, start=0, count=None):

@@ -6,6 +6,7 @@ import pytest
 
 import config
 import data
+from atomic import atomic_output
 
 
 def original_histeq(clip, bins=65536):
@@ -125,12 +126,12 @@ def test_atomic_output_keeps_the_old_file_on_a_crash(tmp_path):
     target = tmp_path / "result.npy"
     np.save(target, np.arange(3))
     with pytest.raises(RuntimeError):
-        with data.atomic_output(target) as tmp:
+        with atomic_output(target) as tmp:
             np.save(tmp, np.arange(1000))
             raise RuntimeError("crash mid-write")
     assert np.load(target).tolist() == [0, 1, 2]
     assert list(tmp_path.iterdir()) == [target]
-    with data.atomic_output(target) as tmp:
+    with atomic_output(target) as tmp:
         np.save(tmp, np.arange(4))
     assert np.load(target).tolist() == [0, 1, 2, 3]
 

@@ -9,6 +9,7 @@ import skimage.data
 import config
 import footage
 import generate_file_list
+import motion
 import synthesis
 
 SYNTH = config.DEFAULTS["synthesis"]
@@ -48,7 +49,7 @@ def test_layered_still_moves_in_layers_with_occlusion():
     background = skimage.data.astronaut()
     overlay = np.zeros((200, 200, 3), np.uint8)
     overlay[...] = (0, 255, 0)  # pure green: nothing in the background is
-    clip = synthesis.layered_clip(background, [overlay], 12, 48, 64, rng)
+    clip = motion.layered_clip(background, [overlay], 12, 48, 64, rng)
     assert clip.shape == (12, 48, 64, 3) and clip.dtype == np.uint8
     green = (clip[..., 1] > 200) & (clip[..., 0] < 60) & (clip[..., 2] < 60)
     covered = green.reshape(12, -1).mean(axis=1)

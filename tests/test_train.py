@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import config
+import crops
 import data
 import figures
 import generate_file_list
@@ -205,7 +206,7 @@ def test_bayer_preserving_augmentation_keeps_colours_and_pixels_aligned():
     clip = data.Clip("coded", data.packed_from_mosaic(mosaic), gt_rgb, None, lambda x: x.astype(np.float32))
     cfa_colour = colour[:2, :2]
     for flips in itertools.product([False, True], repeat=4):
-        packed, gt = data.crop_pair(clip, 0, 2, 3, frames, 6, flips)
+        packed, gt = crops.crop_pair(clip, 0, 2, 3, frames, 6, flips)
         assert packed.shape == (frames, 6, 6, 4) and gt.shape == (frames, 12, 12, 3)
         raw = data.mosaic_from_packed(packed).astype(int)
         assert np.array_equal(raw // 20000, np.tile(cfa_colour, (6, 6))[None].repeat(frames, 0)), flips

@@ -1,0 +1,106 @@
+"""The training run's own Keras callbacks: atomic checkpoints, the run's config, previews, epoch
+times and a loud stop on NaN; and the check that a resumable backup can be read at all."""
+import json
+import math
+import time
+from pathlib import Path
+
+import h5py
+import keras
+import numpy as np
+import yaml
+
+from atomic import atomic_output
+from inference import input_preview, to_uint8
+from video_io import write_video
+
+
+def save_weights(model, path):
+    with atomic_output(path) as tmp:
+        model.save_weights(tmp)
+
+
+def set_aside_unreadable_backup(backup):
+    """A run killed while writing its first backup leaves files Keras cannot load, and every resume
+    would fail on them: move such a backup aside, say so, and let the run start over."""
+    if not backup.is_dir():
+        return
+    for suffix in ("", ".bkp"):  # Keras' double checkpoint falls back on the .bkp pair
+        try:
+            with h5py.File(backup / f"latest.weights.h5{suffix}", "r"):
+                json.loads((backup / f"training_metadata.json{suffix}").read_text())
+            return
+        except (OSError, ValueError):
+            continue
+    aside = backup.with_name(f"backup.unreadable.{time.strftime('%Y%m%d-%H%M%S')}")
+    backup.rename(aside)
+    print(f"warning: the backup in {backup} cannot be read (the run was killed while writing it?); "
+          f"moved it to {aside} and starting this run over")
+
+
+class SaveConfig(keras.callbacks.Callback):
+    """config.yaml of the run, written when training begins: after BackupAndRestore has loaded a
+    resumed run's state, so a resume that fails (another model size) leaves the old file intact."""
+
+    def __init__(self, path, cfg, comment):
+        super().__init__()
+        self.path, self.cfg, self.comment = Path(path), cfg, comment
+
+    def on_train_begin(self, logs=None):
+        with atomic_output(self.path) as tmp:
+            tmp.write_text(f"# {self.comment}\n" + yaml.safe_dump(self.cfg, sort_keys=False))
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Adds `epoch_seconds` (training and validation) to the epoch's logs, so log.csv keeps the
+    wall time of every epoch, across resumes."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["epoch_seconds"] = time.monotonic() - self.start
+
+
+class Checkpoints(keras.callbacks.Callback):
+    """The generator's weights: last.weights.h5 after every epoch, best.weights.h5 at the best
+    validation PSNR (with best.json saying when and how good), each written atomically."""
+
+    def __init__(self, folder, generator):
+        super().__init__()
+        self.folder, self.generator = Path(folder), generator
+        best = self.folder / "best.json"
+        self.best = json.loads(best.read_text())["val_psnr"] if best.is_file() else -math.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        save_weights(self.generator, self.folder / "last.weights.h5")
+        if logs.get("val_psnr", -math.inf) > self.best:
+            self.best = float(logs["val_psnr"])
+            save_weights(self.generator, self.folder / "best.weights.h5")
+            with atomic_output(self.folder / "best.json") as tmp:
+                tmp.write_text(json.dumps({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}, indent=1))
+
+
+class Preview(keras.callbacks.Callback):
+    """Every `every` epochs, preview/epoch_NNN.mp4 of the first validation crop: the network's
+    input, its output and the ground truth side by side."""
+
+    def __init__(self, folder, packed, gt_rgb, every, fps):
+        super().__init__()
+        self.folder, self.packed, self.gt_rgb, self.every, self.fps = Path(folder), packed, gt_rgb, every, fps
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.every and (epoch + 1) % self.every == 0:
+            rgb = to_uint8(self.model.generator(self.packed[None], training=False)[0].numpy())
+            side_by_side = np.concatenate([input_preview(self.packed), rgb, to_uint8(self.gt_rgb)], axis=2)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            write_video(self.folder / f"epoch_{epoch + 1:03d}.mp4", side_by_side, self.fps)
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        bad = {k: float(v) for k, v in (logs or {}).items() if not np.isfinite(float(v))}
+        if bad:
+            raise FloatingPointError(
+                f"training diverged at batch {batch}: {bad}. Lower train.learning_rate, or check the data "
+                "(a clip that is all black or saturated); the last good epoch's state is in the backup.")

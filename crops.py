@@ -1,0 +1,93 @@
+"""Training and validation crops of a clip, with Bayer-preserving augmentation.
+
+A crop is a (packed float32 (T, s, s, 4), ground truth float32 (T, 2s, 2s, 3)) pair cut from the
+memory-mapped clip. Flips and the transpose follow Liu et al. (CVPRW 2019): the mosaic is flipped
+with its ground truth, then both are cut one pixel in where needed so the mosaic reads GBRG again.
+"""
+import numpy as np
+
+import config
+from data import mosaic_from_packed, packed_from_mosaic
+
+
+def _cfa_codes(height, width):
+    """The colour letter ('R', 'G', 'B') at every raw pixel of a crop, as a uint8 map."""
+    tile = np.array([[ord(config.CFA[0]), ord(config.CFA[1])], [ord(config.CFA[2]), ord(config.CFA[3])]], np.uint8)
+    return np.tile(tile, (height // 2, width // 2))
+
+
+def _cfa_phase(codes):
+    """The (dy, dx) in {0, 1}^2 at which a transformed CFA map reads config.CFA again."""
+    wanted = _cfa_codes(2, 2)
+    for dy in (0, 1):
+        for dx in (0, 1):
+            if np.array_equal(codes[dy:dy + 2, dx:dx + 2], wanted):
+                return dy, dx
+    raise AssertionError("a flip or transpose of a Bayer mosaic always has a GBRG phase")
+
+
+def flip_margin(spatial_flips):
+    """Packed blocks a crop needs beyond its size when it may be flipped in space: one, so that the
+    flipped mosaic can be cut again at the GBRG phase."""
+    return 1 if spatial_flips else 0
+
+
+def crop_pair(clip, start, top, left, frames, size, flips=(False, False, False, False)):
+    """A (packed float32 (T, s, s, 4), gt float32 (T, 2s, 2s, 3) or None) training pair.
+
+    `flips` = (time, vertical, horizontal, transpose). Spatial flips are Bayer-preserving (Liu et
+    al., CVPRW 2019): the mosaic and the ground truth are cut one block larger, flipped together,
+    then both are cropped one pixel in where needed so that the mosaic reads GBRG again. Without a
+    flip, the crop is exactly packed [top, top + s) x [left, left + s)."""
+    flip_t, flip_v, flip_h, transpose = flips
+    margin = flip_margin(flip_v or flip_h or transpose)
+    block = slice(start, start + frames), slice(top, top + size + margin), slice(left, left + size + margin)
+    raw = mosaic_from_packed(np.asarray(clip.packed_raw[block]))
+    codes = _cfa_codes(*raw.shape[1:])
+    gt = None
+    if clip.gt_rgb is not None:
+        gt = np.asarray(clip.gt_rgb[block[0], 2 * top:2 * (top + size + margin), 2 * left:2 * (left + size + margin)])
+    arrays = [raw, codes[None], gt]
+    for flip, axis in ((flip_t, 0), (flip_v, 1), (flip_h, 2)):
+        if flip:
+            arrays = [None if a is None else np.flip(a, axis) for a in arrays]
+    if transpose:
+        arrays = [None if a is None else np.swapaxes(a, 1, 2) for a in arrays]
+    raw, codes, gt = arrays
+    dy, dx = _cfa_phase(codes[0])
+    window = (slice(None), slice(dy, dy + 2 * size), slice(dx, dx + 2 * size))
+    packed = clip.normalize(packed_from_mosaic(raw[window]))
+    return packed, None if gt is None else gt[window].astype(np.float32) / 255.0
+
+
+def random_crop_pair(clip, start, frames, size, rng, augment, still_probability=0.0):
+    """A random crop of `frames` frames from `start`, randomly flipped when `augment`; with
+    `still_probability`, one frame of it repeated `frames` times instead (a photo, as the network
+    sees it with replicated time padding)."""
+    flips = tuple(rng.random(4) < 0.5) if augment else (False,) * 4
+    still = rng.random() < still_probability
+    margin = flip_margin(any(flips[1:]))
+    _, height, width, _ = clip.packed_raw.shape
+    top = int(rng.integers(0, height - size - margin + 1))
+    left = int(rng.integers(0, width - size - margin + 1))
+    if not still:
+        return crop_pair(clip, start, top, left, frames, size, flips)
+    packed, gt_rgb = crop_pair(clip, start + int(rng.integers(frames)), top, left, 1, size, flips)
+    return np.repeat(packed, frames, axis=0), None if gt_rgb is None else np.repeat(gt_rgb, frames, axis=0)
+
+
+def centre_crop_pair(clip, frames, size):
+    """The fixed, deterministic crop used for validation: the first frames, centred."""
+    _, height, width, _ = clip.packed_raw.shape
+    return crop_pair(clip, 0, (height - size) // 2, (width - size) // 2, frames, size)
+
+
+def check_crop_fits(clips, frames, size, augment, where):
+    """Stop before any work when a crop is larger than a video."""
+    margin = flip_margin(augment)
+    for clip in clips:
+        count, height, width, _ = clip.packed_raw.shape
+        if count < frames or min(height, width) < size + margin:
+            raise ValueError(f"{where}: clip {clip.name} is {count} frames of {height}x{width} packed pixels, "
+                             f"smaller than the crop of {frames} frames of {size + margin}x{size + margin}"
+                             + (" (the crop plus one block for Bayer-preserving flips)" if margin else ""))
