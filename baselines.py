@@ -10,13 +10,12 @@ import numpy as np
 
 import config
 import data
-from inference import to_uint8
+from video_io import to_uint8
 from synthesis import linear_to_srgb
 
 # OpenCV names a Bayer pattern by the second row's first two pixels, so GBRG is its "GR" (the
 # baselines' test checks the colours).
 OPENCV_DEMOSAIC = {"GBRG": cv2.COLOR_BayerGR2RGB}
-BASELINES = ("linear", "he")
 
 
 def demosaic(packed):
@@ -37,7 +36,7 @@ def baseline_normalizers(clip, data_cfg):
     return normalizers
 
 
-def enhance(name, normalize, packed_raw):
+def render(name, normalize, packed_raw):
     """One chunk of uint16 packed frames -> uint8 RGB frames by baseline `name`."""
     rgb = demosaic(normalize(packed_raw))
     return to_uint8(linear_to_srgb(rgb) if name == "linear" else rgb)

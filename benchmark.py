@@ -152,9 +152,9 @@ def repeat_clip(source, path, times):
 
 def enhance_file(cfg, clip_path, output):
     """The whole inference path of test.py for one clip without ground truth."""
-    import test as enhance
+    import test as test_script
     enhancer = TiledEnhancer(network.build_unet(cfg["model"]), cfg["test"])
-    return lambda: enhance.enhance_clip(data.open_clip(clip_path, None, cfg["data"]), enhancer, cfg, output)
+    return lambda: test_script.enhance_clip(data.open_clip(clip_path, None, cfg["data"]), enhancer, cfg, output)
 
 
 def bench_inference(size, runs, root):

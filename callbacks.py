@@ -11,8 +11,7 @@ import numpy as np
 import yaml
 
 from atomic import atomic_output
-from inference import input_preview, to_uint8
-from video_io import write_video
+from video_io import input_preview, to_uint8, write_video
 
 
 def save_weights(model, path):

@@ -25,7 +25,7 @@ from pathlib import Path
 import config
 import figures
 import losses
-import test as enhance
+import test as test_script
 import train
 from atomic import atomic_output
 
@@ -90,12 +90,12 @@ def run_row(row, budget_name, overrides):
         except FileNotFoundError:
             return {"row": row, "status": NEEDS_WEIGHTS}
     if not finished(cfg):
-        train.train(cfg, verbose=2)
-    enhance.main(["2", "--set", *used])  # the model and input settings come from the checkpoint's config
+        train.train(cfg, verbose=2, restart=True)  # a row whose settings changed trains again
+    test_script.main(["2", "--set", *used])  # the model and input settings come from the checkpoint's config
     overall = json.loads((Path(cfg["test"]["result_root"]) / name / "test" / "metrics.json").read_text())["overall"]
     log = figures.read_log(train.experiment_folder(cfg) / "log.csv")
     label = row if run == row else f"{row} (= {run})"
-    return {"row": label, "experiment": name, **{k: overall["network"][k] for k in enhance.SCORES},
+    return {"row": label, "experiment": name, **{k: overall["network"][k] for k in test_script.SCORES},
             "train_loss": log["loss"][-1], "val_loss": log["val_loss"][-1], "minutes": sum(log["epoch_seconds"]) / 60}
 
 

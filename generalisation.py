@@ -23,7 +23,7 @@ import data
 import generate_file_list
 import metrics
 import synthesis
-import test as enhance
+import test as test_script
 from atomic import atomic_output
 from experiments import update_documents
 from inference import TiledEnhancer
@@ -62,8 +62,8 @@ def held_out_lists(overrides):
 
 def measure(list_path, overrides):
     """test.py on a list; returns its overall {method: scores}."""
-    enhance.main(["--list", str(list_path), "--set", *overrides])
-    cfg, _ = enhance.test_config(enhance.parse_args(["--set", *overrides]))
+    test_script.main(["--list", str(list_path), "--set", *overrides])
+    cfg, _ = test_script.test_config(test_script.parse_args(["--set", *overrides]))
     result = Path(cfg["test"]["result_root"]) / cfg["experiment"] / Path(list_path).name
     return json.loads((result / "metrics.json").read_text())["overall"]
 
@@ -111,9 +111,9 @@ def frame_scores(gt_frame, frame):
 def short_clip_table(overrides, middle=24):
     """Frame `middle` of each held-out clip (ratio 200), enhanced within the whole clip, and as the
     first frame of a clip of 1, 2, 4 and 8 frames: how much a clip's end costs."""
-    args = enhance.parse_args(["--set", *overrides])
-    cfg, weights = enhance.test_config(args)
-    enhancer = TiledEnhancer(enhance.load_generator(cfg, weights), cfg["test"])
+    args = test_script.parse_args(["--set", *overrides])
+    cfg, weights = test_script.test_config(args)
+    enhancer = TiledEnhancer(test_script.load_generator(cfg, weights), cfg["test"])
     clips = data.open_list(held_out_list("ratio_200", {**NEUTRAL, "ratio_range": [200, 200]}, overrides), cfg["data"])
     rows = {"whole clip": []} | {f"{n} frame{'s' * (n > 1)}": [] for n in SHORT_FRAMES}
     for clip in clips:
@@ -178,10 +178,10 @@ def camera_raw_table(overrides):
     cfg = config.load_config(overrides=overrides)
     folder = Path(cfg["data"]["lists_dir"]) / "camera_raw_check"
     ratio = camera_raw_frame(folder, overrides)
-    args = enhance.parse_args(["--set", *overrides, f"data.ratio={ratio}"])
-    cfg, weights = enhance.test_config(args)
-    enhancer = TiledEnhancer(enhance.load_generator(cfg, weights), cfg["test"])
-    clip = enhance.open_input(folder, cfg)
+    args = test_script.parse_args(["--set", *overrides, f"data.ratio={ratio}"])
+    cfg, weights = test_script.test_config(args)
+    enhancer = TiledEnhancer(test_script.load_generator(cfg, weights), cfg["test"])
+    clip = test_script.open_input(folder, cfg)
     output = np.concatenate([rgb for _, rgb in enhancer.enhance(clip)])
     with rawpy.imread(str(folder / "frame.dng")) as raw:
         libraw = raw.postprocess(use_camera_wb=True, no_auto_bright=True, bright=ratio, gamma=(1, 1),

@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 import data
+from video_io import to_uint8
 
 
 def tile_plan(length, max_tile, overlap):
@@ -119,15 +120,3 @@ def in_background(items, ahead=1):
             yield item
     finally:
         stop.set()
-
-
-def input_preview(packed):
-    """What the network sees, viewable: (R, mean G, B) of each block, shown at output size."""
-    greens = data.channel_index("G")
-    rgb = np.stack([packed[..., data.channel_index("R")[0]], packed[..., greens].mean(-1),
-                    packed[..., data.channel_index("B")[0]]], axis=-1)
-    return to_uint8(rgb).repeat(2, axis=-3).repeat(2, axis=-2)
-
-
-def to_uint8(rgb):
-    return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)

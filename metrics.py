@@ -13,7 +13,7 @@
   PSNR-sized penalty worth noticing but a large chromaticity error.
 
 PSNR and SSIM are TensorFlow functions of frames in levels (floats 0-255), so that validation
-during training (`train.Enhancer.test_step`) measures exactly what test.py measures.
+during training (`train.TrainingModel.test_step`) measures exactly what test.py measures.
 """
 import numpy as np
 import tensorflow as tf
@@ -25,7 +25,7 @@ MSE_FLOOR = 1e-10  # identical frames score 10 log10(255^2 / 1e-10) = 148 dB, no
 
 
 def to_levels(rgb):
-    """Float RGB in [0, 1] -> the uint8 levels it is saved as (inference.to_uint8), as floats."""
+    """Float RGB in [0, 1] -> the uint8 levels it is saved as (video_io.to_uint8), as floats."""
     return tf.floor(tf.clip_by_value(rgb, 0.0, 1.0) * 255.0 + 0.5)
 
 

@@ -18,10 +18,6 @@ from keras import layers, ops
 
 import config
 
-SERIALIZABLE = "dark_video"
-
-
-@keras.saving.register_keras_serializable(package=SERIALIZABLE)
 class CropToMatch(layers.Layer):
     """Crop (B, F, H, W, C) to the height and width of a reference tensor."""
 
@@ -33,7 +29,6 @@ class CropToMatch(layers.Layer):
         return x_shape[:2] + reference_shape[2:4] + x_shape[4:]
 
 
-@keras.saving.register_keras_serializable(package=SERIALIZABLE)
 class DepthToSpace(layers.Layer):
     """(B, F, h, w, 4C) -> (B, F, 2h, 2w, C) per frame, in tf.nn.depth_to_space's channel order."""
 
@@ -49,7 +44,6 @@ class DepthToSpace(layers.Layer):
         return (shape[0], shape[1], double(shape[2]), double(shape[3]), shape[4] // 4)
 
 
-@keras.saving.register_keras_serializable(package=SERIALIZABLE)
 class ReplicateTimePad(layers.Layer):
     """Pad (B, F, H, W, C) with `frames` copies of the first and last frame, and with zeros in space
     by `pixels`: what a "valid" convolution needs to return the size a "same" one would."""

@@ -30,9 +30,9 @@ import data
 import network
 from atomic import atomic_output
 from camera_raw import RawFolder
-from inference import TiledEnhancer, input_preview
+from inference import TiledEnhancer
 from metrics import VideoScores
-from video_io import VideoWriter, read_video
+from video_io import VideoWriter, input_preview, read_video
 
 CASES = {0: ("train", "file_list"), 1: ("validation", "valid_list"), 2: ("test", "test_list"),
          3: ("customized", "customized_list")}
@@ -170,7 +170,7 @@ def enhance_clip(clip, enhancer, cfg, output, compare=False, sheet=False, save_n
             if has_gt:
                 scores["network"].update(gt, rgb)
                 for name, normalize in normalizers.items():
-                    scores[name].update(gt, baselines.enhance(name, normalize, packed_raw))
+                    scores[name].update(gt, baselines.render(name, normalize, packed_raw))
             if compare or sheet:
                 panels = [input_preview(clip.normalize(packed_raw)), rgb] + ([gt] if has_gt else [])
                 side_by_side = np.concatenate(panels, axis=2)

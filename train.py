@@ -4,10 +4,13 @@
 
 Everything lands in train.checkpoint_root/EXPERIMENT/: last and best generator weights beside the
 config that built them, log.csv, TensorBoard logs, preview videos, and a backup from which an
-interrupted run resumes where it stopped (weights, optimizer state, epoch). Run the same command
-again to resume; a finished run starts afresh.
+interrupted run resumes where it stopped (weights, optimizer state, epoch). The first line says
+which: "resuming EXPERIMENT after epoch N" (run the same command again after a crash or a kill) or
+"starting EXPERIMENT". Over a finished run it stops unless given --restart, which starts again from
+scratch and deletes the old log and best score.
 """
 import argparse
+import json
 from pathlib import Path
 
 import keras
@@ -97,7 +100,7 @@ def validation_arrays(clips, train_cfg):
 # Model and training step
 
 
-class Enhancer(keras.Model):
+class TrainingModel(keras.Model):
     """The generator, and for the GAN variant the discriminator, with the training step of the
     original: one discriminator step, then one generator step. Losses are averaged over the
     global batch, so that gradients summed over devices equal those of one device."""
@@ -197,7 +200,7 @@ def build_enhancer(cfg, loss_fn, steps_per_epoch):
     if gan_cfg["enabled"]:
         size = 2 * train_cfg["crop_size"]
         discriminator = network.build_discriminator(gan_cfg, size, size, network.dtype_policy(cfg["model"]))
-    model = Enhancer(generator, loss_fn, list(cfg["loss"]["terms"]), train_cfg["batch_size"],
+    model = TrainingModel(generator, loss_fn, list(cfg["loss"]["terms"]), train_cfg["batch_size"],
                      discriminator, gan_cfg["adversarial_weight"])
     schedule = learning_rate(train_cfg, steps_per_epoch)
     model.compile(keras.optimizers.Adam(schedule),
@@ -226,8 +229,28 @@ def experiment_folder(cfg):
     return Path(cfg["train"]["checkpoint_root"]) / cfg["experiment"]
 
 
-def train(cfg, extra_callbacks=(), verbose="auto"):
-    """Run (or resume) the configured training; returns the Keras History."""
+def start_or_resume(folder, cfg, restart):
+    """Say what this run does, first: resume the unfinished run in `folder` (its backup), start a
+    new one, or, only with `restart`, start over a finished one, whose log and best score go."""
+    backup = folder / "backup"
+    callbacks.set_aside_unreadable_backup(backup)
+    if backup.is_dir():
+        done = json.loads((backup / "training_metadata.json").read_text())["epoch"]
+        print(f"resuming {cfg['experiment']} after epoch {done} of {cfg['train']['epochs']} ({folder})")
+        return
+    finished = [folder / name for name in ("log.csv", "best.json") if (folder / name).exists()]
+    if finished and not restart:
+        raise FileExistsError(f"{folder} holds a finished run ({', '.join(p.name for p in finished)}): pass --restart "
+                              "to train it again from scratch (its log and best score are deleted), or set another experiment")
+    for path in finished:
+        path.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"starting {cfg['experiment']}{' over the finished run' if finished else ''} ({folder})")
+
+
+def train(cfg, extra_callbacks=(), verbose="auto", restart=False):
+    """Run (or resume) the configured training; returns the Keras History. Over a finished run
+    it stops unless `restart`."""
     train_cfg = cfg["train"]
     lists_dir = Path(cfg["data"]["lists_dir"])
     train_clips = data.open_list(lists_dir / "file_list", cfg["data"])
@@ -249,11 +272,7 @@ def train(cfg, extra_callbacks=(), verbose="auto"):
         load_initial_weights(model.generator, train_cfg["init_weights"])
 
     folder = experiment_folder(cfg)
-    folder.mkdir(parents=True, exist_ok=True)
-    callbacks.set_aside_unreadable_backup(folder / "backup")
-    if not (folder / "backup").exists():  # a fresh run: the logs and best score of an old one go
-        for old in ("log.csv", "best.json"):
-            (folder / old).unlink(missing_ok=True)
+    start_or_resume(folder, cfg, restart)
     policy, why = network.resolve_precision(cfg["model"])
     print(f"precision: {policy} ({why})")
     valid_packed, valid_gt = validation_arrays(valid_clips, train_cfg)
@@ -277,9 +296,12 @@ def train(cfg, extra_callbacks=(), verbose="auto"):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--restart", action="store_true",
+                        help="train again from scratch over a finished run of the same experiment (deletes its log)")
     config.add_arguments(parser)
-    cfg = config.from_args(parser.parse_args(argv))
-    history = train(cfg)
+    args = parser.parse_args(argv)
+    cfg = config.from_args(args)
+    history = train(cfg, restart=args.restart)
     last = {k: round(v[-1], 4) for k, v in history.history.items() if k.startswith("val_")}
     print(f"validation after the last epoch: {last}")
     print(f"weights, logs and previews: {experiment_folder(cfg)}")

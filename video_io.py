@@ -1,10 +1,12 @@
-"""Reading and writing sRGB video through the ffmpeg binary that imageio-ffmpeg ships (no system ffmpeg)."""
+"""Reading and writing sRGB video through the ffmpeg binary that imageio-ffmpeg ships (no system
+ffmpeg), and the uint8 frames it writes: enhanced RGB, or the network's input made viewable."""
 import contextlib
 from pathlib import Path
 
 import imageio_ffmpeg
 import numpy as np
 
+import data
 from atomic import atomic_output
 
 
@@ -87,3 +89,16 @@ def write_video(path, frames, fps):
     """Write a whole (F, H, W, 3) uint8 video."""
     with VideoWriter(path, fps) as writer:
         writer.write(frames)
+
+
+def to_uint8(rgb):
+    """Float RGB in [0, 1] -> the uint8 levels a frame is saved as (rounded half up)."""
+    return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def input_preview(packed):
+    """What the network sees, viewable: (R, mean G, B) of each block, shown at output size."""
+    greens = data.channel_index("G")
+    rgb = np.stack([packed[..., data.channel_index("R")[0]], packed[..., greens].mean(-1),
+                    packed[..., data.channel_index("B")[0]]], axis=-1)
+    return to_uint8(rgb).repeat(2, axis=-3).repeat(2, axis=-2)

@@ -15,7 +15,7 @@ import data
 import generate_file_list
 import network
 import synthesis
-import test as enhance  # the project's test.py script
+import test as test_script  # the project's test.py
 from video_io import read_video
 
 CFA_CODES = {"R": 0, "G": 1, "B": 2}  # TIFF/EP CFAPattern colour codes
@@ -49,7 +49,7 @@ def experiment(tmp_path_factory):
 
 
 def run(folders, *args):
-    enhance.main([*args, "--set", *folders, "test.tile_frames=4", "test.overlap_frames=2", "test.tile_size=8",
+    test_script.main([*args, "--set", *folders, "test.tile_frames=4", "test.overlap_frames=2", "test.tile_size=8",
                   "test.overlap_size=2"])
 
 
@@ -205,7 +205,7 @@ def test_srgb_video_as_input_says_why(experiment, tmp_path):
 
 def test_missing_and_incompatible_checkpoints(experiment, tmp_path, monkeypatch):
     root, folders = experiment
-    monkeypatch.setattr(enhance, "SHIPPED", tmp_path / "no_shipped_model.weights.h5")
+    monkeypatch.setattr(test_script, "SHIPPED", tmp_path / "no_shipped_model.weights.h5")
     with pytest.raises(FileNotFoundError, match="no trained weights for experiment 'nothing'.*python train.py"):
         run(folders + ["experiment=nothing"], "2")
     with pytest.raises(FileNotFoundError, match="nowhere.weights.h5: no such weights file"):
@@ -220,9 +220,9 @@ def test_missing_and_incompatible_checkpoints(experiment, tmp_path, monkeypatch)
 
 def test_without_a_trained_experiment_the_shipped_model_is_used(experiment, monkeypatch, capsys):
     root, folders = experiment
-    monkeypatch.setattr(enhance, "SHIPPED", root / "ckpt" / "tiny" / "best.weights.h5")
+    monkeypatch.setattr(test_script, "SHIPPED", root / "ckpt" / "tiny" / "best.weights.h5")
     run(folders + ["experiment=untrained"], "--list", str(root / "valid_list"))
-    assert f"weights: {enhance.SHIPPED}" in capsys.readouterr().out
+    assert f"weights: {test_script.SHIPPED}" in capsys.readouterr().out
     report = json.loads((root / "results" / "untrained" / "valid_list" / "metrics.json").read_text())
     assert list(report["videos"]) == [entry[0] for entry in data.read_file_list(root / "valid_list")]
 

@@ -11,7 +11,7 @@ import inference
 import metrics
 import network
 import synthesis
-from video_io import VideoWriter, read_video, write_video
+from video_io import VideoWriter, read_video, to_uint8, write_video
 
 
 def textured_model(depth=2, temporal_kernel=3):
@@ -64,7 +64,7 @@ def test_one_tile_equals_the_untiled_model():
     model, clip = textured_model(), make_clip(frames=6, height=13, width=21)
     tiled = run(inference.TiledEnhancer(model, tiling_cfg(tile_frames=8, tile_size=32, overlap_frames=0, overlap_size=0)),
                 clip)
-    untiled = inference.to_uint8(model(clip.packed_raw[None]).numpy()[0])
+    untiled = to_uint8(model(clip.packed_raw[None]).numpy()[0])
     assert tiled.shape == (6, 26, 42, 3) and np.abs(tiled.astype(int) - untiled).max() <= 1
 
 
@@ -72,7 +72,7 @@ def test_time_windows_blend_exactly():
     """With a per-frame model every window computes the same frames, so any blend of them must
     give the untiled output: this checks the streaming and the temporal weights."""
     model, clip = textured_model(temporal_kernel=1), make_clip(frames=14)
-    untiled = inference.to_uint8(model(clip.packed_raw[None]).numpy()[0]).astype(int)
+    untiled = to_uint8(model(clip.packed_raw[None]).numpy()[0]).astype(int)
     for tile, overlap in [(5, 2), (4, 3), (6, 0), (13, 4)]:
         tiled = run(inference.TiledEnhancer(model, tiling_cfg(tile_frames=tile, overlap_frames=overlap, tile_size=64)),
                     clip)
@@ -84,7 +84,7 @@ def test_spatial_tiles_stay_close_and_show_no_seam():
     difference under 5/255 from the untiled model (an untrained, high-gain model whose receptive
     field is wider than the overlap), and no jump across a tile border beyond the model's own."""
     model, clip = textured_model(temporal_kernel=1), make_clip(frames=3, height=24, width=40)
-    untiled = inference.to_uint8(model(clip.packed_raw[None]).numpy()[0]).astype(int)
+    untiled = to_uint8(model(clip.packed_raw[None]).numpy()[0]).astype(int)
     tiled = run(inference.TiledEnhancer(model, tiling_cfg(tile_size=20, overlap_size=12)), clip).astype(int)
     assert tiled.shape == untiled.shape
     assert np.abs(tiled - untiled).mean() < 5.0
@@ -180,7 +180,7 @@ def test_linear_baseline_without_noise_gives_back_the_ground_truth():
     packed_raw = synthesis.synthesize(gt_rgb, params, rng)
     meta = synthesis.sidecar(params, 25.0, "test")
     normalize = data.make_normalizer(packed_raw, meta, config.DEFAULTS["data"], "clip")
-    linear = baselines.enhance("linear", normalize, packed_raw)
+    linear = baselines.render("linear", normalize, packed_raw)
     inner = (slice(None), slice(2, -2), slice(2, -2))  # demosaicking guesses at the borders
     assert metrics.psnr(gt_rgb[inner], linear[inner])[0] > 40
     values = np.arange(256, dtype=np.uint8)

@@ -70,7 +70,7 @@ def test_training_lowers_the_loss_and_writes_its_outputs(tiny_data, tmp_path):
 def test_validation_scores_equal_test_metrics_on_the_same_frames(tiny_data, tmp_path):
     import losses
     import metrics
-    from inference import to_uint8
+    from video_io import to_uint8
     cfg = tiny_cfg(tiny_data, tmp_path)
     model = train.build_enhancer(cfg, losses.make_loss(cfg["loss"]), 10)
     clips = data.open_list(tiny_data_root(tiny_data) / "valid_list", cfg["data"])
@@ -251,3 +251,21 @@ def test_an_unreadable_backup_is_set_aside_and_the_run_starts_over(tiny_data, tm
     assert len(history.history["loss"]) == 2
     assert "cannot be read" in capsys.readouterr().out
     assert [p.name.startswith("backup.unreadable.") for p in (tmp_path / "killed").glob("backup*")] == [True]
+
+
+def test_the_first_line_says_start_or_resume_and_a_finished_run_needs_restart(tiny_data, tmp_path, capsys):
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise KeyboardInterrupt
+
+    cfg = tiny_cfg(tiny_data, tmp_path, "experiment=visible")
+    with pytest.raises(KeyboardInterrupt):
+        train.train(cfg, extra_callbacks=[Interrupt()], verbose=0)
+    assert capsys.readouterr().out.startswith("starting visible")
+    train.train(cfg, verbose=0)
+    assert capsys.readouterr().out.startswith("resuming visible after epoch 1 of 2")
+    with pytest.raises(FileExistsError, match="holds a finished run .*pass --restart"):
+        train.train(cfg, verbose=0)
+    assert (tmp_path / "visible" / "log.csv").is_file()  # nothing deleted without --restart
+    train.train(cfg, verbose=0, restart=True)
+    assert "starting visible over the finished run" in capsys.readouterr().out
