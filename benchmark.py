@@ -35,6 +35,7 @@ import tensorflow as tf
 
 import config
 import data
+import figures
 import generate_file_list
 import losses
 import network
@@ -221,15 +222,27 @@ def machine():
             "precision_auto": policy, "precision_auto_why": why}
 
 
-def report(results):
-    lines = [f"{'figure':<38} {'value':>12} {'target':>10}  met"]
+def judged(results):
+    """(figure, value, target, met) for every number, the target and verdict where there is one."""
     for key, value in results.items():
-        if isinstance(value, (int, float)):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
             target = TARGETS.get(key)
             bound = f"{'>=' if target[0] == 'min' else '<='} {target[1]}" if target else ""
             met = "" if not target else ("yes" if (value >= target[1] if target[0] == "min" else value <= target[1]) else "NO")
-            lines.append(f"{key:<38} {value:12.3f} {bound:>10}  {met}")
+            yield key, value, bound, met
+
+
+def report(results):
+    lines = [f"{'figure':<38} {'value':>12} {'target':>10}  met"]
+    lines += [f"{key:<38} {value:12.3f} {bound:>10}  {met}" for key, value, bound, met in judged(results)]
     return "\n".join(lines)
+
+
+def report_markdown(results):
+    machine_keys = ("cpu", "cores", "gpus", "cpu_flags", "precision_auto_why", "tensorflow", "python")
+    head = "; ".join(f"{key}: {results[key]}" for key in machine_keys if key in results)
+    rows = "".join(f"| {key} | {value:.3f} | {bound} | {met} |\n" for key, value, bound, met in judged(results))
+    return f"Machine: {head}.\n\n| figure | value | target | met |\n| --- | --- | --- | --- |\n{rows}"
 
 
 def main(argv=None):
@@ -264,6 +277,8 @@ def main(argv=None):
         with atomic_output(args.json) as tmp:
             tmp.write_text(json.dumps(results, indent=1))
         print(f"wrote {args.json}")
+        if not args.quick:
+            figures.update_documents(f"benchmark_{'_'.join(args.sections)}", report_markdown(results))
 
 
 if __name__ == "__main__":

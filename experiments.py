@@ -19,7 +19,6 @@ clips (default + broad); `generalisation.py --compare` then measures them on hel
 import argparse
 import json
 import math
-import re
 from pathlib import Path
 
 import config
@@ -112,18 +111,6 @@ def markdown(rows):
     return "\n".join(lines) + "\n"
 
 
-def update_documents(key, table, documents=None):
-    """Replace the table between <!-- table:KEY --> and <!-- /table:KEY --> markers wherever they
-    stand: README.md and docs/*.md unless `documents` are named."""
-    root = Path(__file__).resolve().parent
-    for document in documents or [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
-        text = Path(document).read_text()
-        pattern = re.compile(rf"(<!-- table:{re.escape(key)} -->\n).*?(<!-- /table:{re.escape(key)} -->)", re.S)
-        if pattern.search(text):
-            with atomic_output(document) as tmp:
-                tmp.write_text(pattern.sub(lambda m: m.group(1) + table + m.group(2), text))
-
-
 def run_table(table, budget_name, overrides, figure_dir="figure", documents=None):
     rows = [run_row(row, budget_name, overrides) for row in TABLES[table]]
     key = f"{budget_name}_{table}"
@@ -136,7 +123,7 @@ def run_table(table, budget_name, overrides, figure_dir="figure", documents=None
         root = Path(config.load_config(overrides=overrides, base=BUDGETS[budget_name])["train"]["checkpoint_root"])
         figures.plot_curves({r["row"]: figures.read_log(root / r["experiment"] / "log.csv") for r in trained},
                             Path(figure_dir) / f"{key}_curves.png")
-    update_documents(key, text, documents)
+    figures.update_documents(key, text, documents)
     print(f"\n{key}\n{text}")
     return rows
 

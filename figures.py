@@ -1,12 +1,16 @@
-"""Training and validation curves (loss, PSNR) from the CSV logs of one or more experiments.
+"""Training and validation curves (loss, PSNR) from the CSV logs of one or more experiments, a
+summary of one run, and the generated tables of README.md and docs/.
 
     python figures.py EXPERIMENT [EXPERIMENT ...] [--output figure/curves.png]
+    python figures.py EXPERIMENT --summary      also figure/EXPERIMENT_run.md (steps, time, best epoch, machine)
 
 reads train.checkpoint_root/EXPERIMENT/log.csv and draws, per epoch, the training and validation
 loss beside the validation PSNR, one colour per experiment (like the original's resnet_result.png).
 """
 import argparse
 import csv
+import json
+import re
 from pathlib import Path
 
 import matplotlib
@@ -52,10 +56,43 @@ def plot_curves(logs, output):
     plt.close(figure)
 
 
+def update_documents(key, table, documents=None):
+    """Replace the table between <!-- table:KEY --> and <!-- /table:KEY --> markers wherever they
+    stand: README.md and docs/*.md unless `documents` are named."""
+    root = Path(__file__).resolve().parent
+    for document in documents or [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        text = Path(document).read_text()
+        pattern = re.compile(rf"(<!-- table:{re.escape(key)} -->\n).*?(<!-- /table:{re.escape(key)} -->)", re.S)
+        if pattern.search(text):
+            with atomic_output(document) as tmp:
+                tmp.write_text(pattern.sub(lambda m: m.group(1) + table + m.group(2), text))
+
+
+def run_summary(folder):
+    """A markdown table of one training run: budget, wall time, best epoch, machine and precision."""
+    folder = Path(folder)
+    log, best = read_log(folder / "log.csv"), json.loads((folder / "best.json").read_text())
+    cfg = config.load_config(folder / "config.yaml")
+    precision = (folder / "config.yaml").read_text().splitlines()[0].lstrip("# ")
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")), "?")
+    steps = len(log["epoch"]) * cfg["train"]["steps_per_epoch"] if cfg["train"]["steps_per_epoch"] else None
+    seconds = sum(log["epoch_seconds"])
+    rows = [("epochs", f"{len(log['epoch'])} of {cfg['train']['epochs']}"),
+            ("steps x batch", f"{steps} x {cfg['train']['batch_size']}" if steps else "one pass of the plan per epoch"),
+            ("wall time (training and validation)", f"{seconds / 3600:.2f} h, {seconds / (steps or 1):.2f} s a step"),
+            ("best epoch (validation PSNR)", f"{best['epoch']}: {best['val_psnr']:.2f} dB, SSIM {best['val_ssim']:.3f}"),
+            ("last epoch", f"{log['val_psnr'][-1]:.2f} dB, SSIM {log['val_ssim'][-1]:.3f}; training loss {log['loss'][-1]:.4f}"),
+            ("machine", f"{cpu}, CPU flags: {', '.join(sorted(set(re.findall(r'amx_bf16|avx512_bf16', cpuinfo)))) or 'no bf16'}"),
+            ("precision", precision)]
+    return "| | |\n| --- | --- |\n" + "".join(f"| {k} | {v} |\n" for k, v in rows)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("experiments", nargs="+")
     parser.add_argument("--output", help="PNG path (default figure/EXPERIMENT_curves.png)")
+    parser.add_argument("--summary", action="store_true", help="also write figure/EXPERIMENT_run.md for each")
     config.add_arguments(parser)
     args = parser.parse_args(argv)
     root = Path(config.from_args(args)["train"]["checkpoint_root"])
@@ -63,6 +100,12 @@ def main(argv=None):
     output = args.output or f"figure/{'_'.join(args.experiments)}_curves.png"
     plot_curves(logs, output)
     print(f"wrote {output}")
+    for name in args.experiments if args.summary else ():
+        table = run_summary(root / name)
+        with atomic_output(Path("figure") / f"{name}_run.md") as tmp:
+            tmp.write_text(table)
+        update_documents(f"{name}_run", table)
+        print(table)
 
 
 if __name__ == "__main__":

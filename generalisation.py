@@ -20,12 +20,12 @@ import rawpy
 
 import config
 import data
+import figures
 import generate_file_list
 import metrics
 import synthesis
 import test as test_script
 from atomic import atomic_output
-from experiments import update_documents
 from inference import TiledEnhancer
 
 RATIOS = (50, 100, 200, 300)
@@ -205,7 +205,7 @@ def publish(key, table, figure_dir="figure"):
     Path(figure_dir).mkdir(parents=True, exist_ok=True)
     with atomic_output(Path(figure_dir) / f"{key}.md") as tmp:
         tmp.write_text(table)
-    update_documents(key, table)
+    figures.update_documents(key, table)
     print(f"\n{key}\n{table}")
 
 
