@@ -113,3 +113,24 @@ class RawFolder:
         frames, rest = (index[0], index[1:]) if isinstance(index, tuple) else (index, ())
         packed = np.stack([read_packed(p, self.meta) for p in self.paths[frames]])
         return packed[(slice(None), *rest)]
+
+
+def write_dng(path, mosaic, cfa="RGGB", black=64, white=4095, neutral=(0.5, 1.0, 0.625), cam_xyz=np.eye(3)):
+    """A minimal single-frame DNG (a TIFF/EP CFA image with the DNG tags LibRaw needs): how the
+    tests, generalisation.py and calibration simulate a camera's files."""
+    import tifffile  # a scikit-image dependency
+
+    rational = lambda values: tuple(x for v in values for x in (round(v * 1_000_000), 1_000_000))  # noqa: E731
+    tags = [
+        (50706, "B", 4, (1, 4, 0, 0)),  # DNGVersion
+        (50708, "s", 0, "Synthetic Camera"),  # UniqueCameraModel
+        (33421, "H", 2, (2, 2)),  # CFARepeatPatternDim
+        (33422, "B", 4, tuple("RGB".index(c) for c in cfa)),  # CFAPattern
+        (50713, "H", 2, (1, 1)),  # BlackLevelRepeatDim
+        (50714, "H", 1, (int(black),)),  # BlackLevel
+        (50717, "H", 1, (int(white),)),  # WhiteLevel
+        (50721, "2i", 9, rational(np.asarray(cam_xyz).ravel())),  # ColorMatrix1: XYZ -> camera
+        (50778, "H", 1, (21,)),  # CalibrationIlluminant1: D65
+        (50728, "2I", 3, rational(neutral)),  # AsShotNeutral
+    ]
+    tifffile.imwrite(path, mosaic, photometric=32803, extratags=tags, subfiletype=0)

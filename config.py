@@ -60,6 +60,9 @@ DEFAULTS = {
         "blue_gain_range": [1.5, 1.9],
         "brightness_mean": 0.8,  # overall gain 1 / N(mean, std) of the scene
         "brightness_std": 0.1,
+        # A camera profile written by calibrate.py: gain, read and row noise, black and white level
+        # are then drawn from the calibrated model instead of the ranges above.
+        "camera": None,
         # The scene, before it is filmed (in the ground truth too): hue rotation and saturation...
         "colour_augment_probability": 0.5,
         "hue_range": 180.0,  # degrees, uniform in [-hue_range, hue_range]

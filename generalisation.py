@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import rawpy
 
+import camera_raw
 import config
 import data
 import figures
@@ -138,18 +139,6 @@ def short_clip_table(overrides, middle=24):
 # A camera raw file against LibRaw's own rendering
 
 
-def write_dng(path, mosaic, black, white, as_shot_neutral, cam_xyz):
-    """A minimal single-frame RGGB DNG: the tags LibRaw needs to decode and colour it."""
-    import tifffile
-
-    rational = lambda values: tuple(x for v in values for x in (round(v * 1_000_000), 1_000_000))  # noqa: E731
-    tags = [(50706, "B", 4, (1, 4, 0, 0)), (50708, "s", 0, "Synthetic Camera"), (33421, "H", 2, (2, 2)),
-            (33422, "B", 4, (0, 1, 1, 2)), (50713, "H", 2, (1, 1)), (50714, "H", 1, (black,)),
-            (50717, "H", 1, (white,)), (50721, "2i", 9, rational(np.asarray(cam_xyz).ravel())),
-            (50778, "H", 1, (21,)), (50728, "2I", 3, rational(as_shot_neutral))]
-    tifffile.imwrite(path, mosaic, photometric=32803, extratags=tags, subfiletype=0)
-
-
 def camera_raw_frame(folder, overrides, ratio=50):
     """One held-out frame under blue stage light, as a camera would record it in a DNG (RGGB, its
     own XYZ -> camera matrix, as-shot neutral); returns the exposure ratio."""
@@ -164,7 +153,8 @@ def camera_raw_frame(folder, overrides, ratio=50):
     cam_xyz = np.asarray(params.rgb_to_cam) @ np.linalg.inv(config.SRGB_TO_XYZ)
     neutral = (1 / params.red_gain, 1.0, 1 / params.blue_gain)
     Path(folder).mkdir(parents=True, exist_ok=True)
-    write_dng(Path(folder) / "frame.dng", mosaic[1:-1], params.black_level, params.white_level, neutral, cam_xyz)
+    camera_raw.write_dng(Path(folder) / "frame.dng", mosaic[1:-1], "RGGB", params.black_level, params.white_level,
+                         neutral, cam_xyz)
     return ratio
 
 

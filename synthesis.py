@@ -17,11 +17,13 @@ writes NAME.npy pairs and NAME.json sidecars into the configured data folders.
 import argparse
 import json
 import zlib
+import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+import yaml
 from tqdm import tqdm
 
 import config
@@ -126,17 +128,16 @@ class CameraParams:
 
 
 def draw_camera_params(rng, synth_cfg):
-    def log_uniform(key):
-        low, high = synth_cfg[key]
+    def log_uniform(low, high):
         return float(np.exp(rng.uniform(np.log(max(low, 1e-6)), np.log(max(high, 1e-6)))))
 
     mix = rng.dirichlet(np.ones(len(XYZ_TO_CAMS)))
     rgb_to_cam = np.tensordot(mix, XYZ_TO_CAMS, axes=1) @ SRGB_TO_XYZ
     rgb_to_cam /= rgb_to_cam.sum(axis=1, keepdims=True)
-    return CameraParams(
-        ratio=log_uniform("ratio_range"),
-        shot_gain=log_uniform("shot_gain_range"),
-        read_noise=log_uniform("read_noise_range"),
+    params = CameraParams(
+        ratio=log_uniform(*synth_cfg["ratio_range"]),
+        shot_gain=log_uniform(*synth_cfg["shot_gain_range"]),
+        read_noise=log_uniform(*synth_cfg["read_noise_range"]),
         row_noise=float(rng.uniform(*synth_cfg["row_noise_range"])),
         red_gain=float(rng.uniform(*synth_cfg["red_gain_range"])),
         blue_gain=float(rng.uniform(*synth_cfg["blue_gain_range"])),
@@ -145,6 +146,33 @@ def draw_camera_params(rng, synth_cfg):
         black_level=int(synth_cfg["black_level"]),
         white_level=int(synth_cfg["white_level"]),
     )
+    if synth_cfg["camera"]:
+        params = calibrated(params, load_profile(synth_cfg["camera"]), log_uniform)
+    return params
+
+
+def load_profile(path):
+    """A camera profile from calibrate.py, checked for what synthesis needs."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"synthesis.camera: {path}: no such camera profile (write one with calibrate.py)")
+    profile = yaml.safe_load(path.read_text())
+    missing = [k for k in ("shot_gain_range", "read_noise_vs_gain", "row_noise_vs_gain", "black_level", "white_level")
+               if not isinstance(profile, dict) or k not in profile]
+    if missing:
+        raise ValueError(f"synthesis.camera: {path} lacks {', '.join(missing)} (calibrate.py needs flat frames for the gain)")
+    return profile
+
+
+def calibrated(params, profile, log_uniform):
+    """The camera's own noise: a gain K drawn log-uniformly over the calibrated ISOs' range, read and
+    row noise from its log-linear fits against K (Wei et al. 2020), its black and white level."""
+    gain = log_uniform(*profile["shot_gain_range"])
+    at_gain = lambda fit: float(np.exp(fit[0] * np.log(gain) + fit[1]))  # noqa: E731
+    return dataclasses.replace(params, shot_gain=gain, read_noise=at_gain(profile["read_noise_vs_gain"]),
+                               row_noise=at_gain(profile["row_noise_vs_gain"]),
+                               black_level=int(round(float(np.mean(profile["black_level"])))),
+                               white_level=int(profile["white_level"]))
 
 
 def srgb_to_linear(gt_rgb):

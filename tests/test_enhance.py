@@ -6,7 +6,6 @@ import keras
 import numpy as np
 import pytest
 import rawpy
-import tifffile
 import yaml
 
 import camera_raw
@@ -18,7 +17,6 @@ import synthesis
 import test as test_script  # the project's test.py
 from video_io import read_video
 
-CFA_CODES = {"R": 0, "G": 1, "B": 2}  # TIFF/EP CFAPattern colour codes
 
 
 @pytest.fixture(scope="module")
@@ -87,24 +85,6 @@ def test_input_npy_with_output_path(experiment, tmp_path):
     assert read_video(tmp_path / "out.mp4")[0].shape == (6, 24, 32, 3)
 
 
-def write_dng(path, mosaic, cfa="RGGB", black=64, white=4095, neutral=(0.5, 1.0, 0.625), cam_xyz=np.eye(3)):
-    """A minimal DNG (TIFF/EP CFA image with the DNG tags LibRaw needs)."""
-    rational = lambda values: tuple(x for v in values for x in (round(v * 10000), 10000))  # noqa: E731
-    tags = [
-        (50706, "B", 4, (1, 4, 0, 0)),  # DNGVersion
-        (50708, "s", 0, "Test Camera"),  # UniqueCameraModel
-        (33421, "H", 2, (2, 2)),  # CFARepeatPatternDim
-        (33422, "B", 4, tuple(CFA_CODES[c] for c in cfa)),  # CFAPattern
-        (50713, "H", 2, (1, 1)),  # BlackLevelRepeatDim
-        (50714, "H", 1, (black,)),  # BlackLevel
-        (50717, "H", 1, (white,)),  # WhiteLevel
-        (50721, "2i", 9, rational(np.asarray(cam_xyz).ravel())),  # ColorMatrix1: XYZ -> camera
-        (50778, "H", 1, (21,)),  # CalibrationIlluminant1: D65
-        (50728, "2I", 3, rational(neutral)),  # AsShotNeutral
-    ]
-    tifffile.imwrite(path, mosaic, photometric=32803, extratags=tags, subfiletype=0)
-
-
 @pytest.mark.parametrize("cfa, offset", [("GBRG", (0, 0)), ("RGGB", (1, 0)), ("BGGR", (0, 1)), ("GRBG", (1, 1))])
 def test_raw_folder_is_packed_in_gbrg_order(tmp_path, cfa, offset):
     height, width = 32, 48
@@ -112,7 +92,7 @@ def test_raw_folder_is_packed_in_gbrg_order(tmp_path, cfa, offset):
     levels = {"R": 1000, "G": 2000, "B": 3000}
     for i in range(3):
         mosaic = np.vectorize(levels.get)(colour).astype(np.uint16) + i  # each frame a little brighter
-        write_dng(tmp_path / f"frame_{i:03d}.dng", mosaic, cfa)
+        camera_raw.write_dng(tmp_path / f"frame_{i:03d}.dng", mosaic, cfa)
     frames = camera_raw.RawFolder(tmp_path)
     dy, dx = offset
     assert frames.shape == (3, (height - dy) // 2, (width - dx) // 2, 4)
@@ -136,7 +116,7 @@ def test_colour_matrix_from_xyz_inverts_the_camera_mix():
 def test_colour_matrix_agrees_with_libraw(tmp_path):
     """LibRaw derives a DNG's camera -> sRGB matrix from its ColorMatrix1 itself: ours must agree."""
     cam_xyz = CAMERA_MIX @ np.linalg.inv(config.SRGB_TO_XYZ)
-    write_dng(tmp_path / "f.dng", np.full((32, 48), 500, np.uint16), cam_xyz=cam_xyz)
+    camera_raw.write_dng(tmp_path / "f.dng", np.full((32, 48), 500, np.uint16), cam_xyz=cam_xyz)
     with rawpy.imread(str(tmp_path / "f.dng")) as raw:
         np.testing.assert_allclose(raw.color_matrix[:, :3], camera_raw.ccm_from_xyz(cam_xyz), atol=2e-3)
 
@@ -144,7 +124,7 @@ def test_colour_matrix_agrees_with_libraw(tmp_path):
 def test_zero_color_matrix_falls_back_to_rgb_xyz_matrix(tmp_path):
     """Many cameras' files have an all-zero color_matrix: the metadata must use rgb_xyz_matrix."""
     cam_xyz = CAMERA_MIX @ np.linalg.inv(config.SRGB_TO_XYZ)
-    write_dng(tmp_path / "f.dng", np.full((32, 48), 500, np.uint16))
+    camera_raw.write_dng(tmp_path / "f.dng", np.full((32, 48), 500, np.uint16))
     with rawpy.imread(str(tmp_path / "f.dng")) as raw:
         stand_in = types.SimpleNamespace(**{k: getattr(raw, k) for k in (
             "raw_pattern", "num_colors", "color_desc", "raw_image_visible", "camera_whitebalance",
@@ -157,7 +137,7 @@ def test_zero_color_matrix_falls_back_to_rgb_xyz_matrix(tmp_path):
 def test_raw_folder_through_test_py(experiment, tmp_path):
     root, folders = experiment
     for i in range(4):
-        write_dng(tmp_path / f"f{i}.dng", np.random.default_rng(i).integers(64, 400, (32, 48)).astype(np.uint16))
+        camera_raw.write_dng(tmp_path / f"f{i}.dng", np.random.default_rng(i).integers(64, 400, (32, 48)).astype(np.uint16))
     output = tmp_path / "raw.mp4"
     run(folders, "--input", str(tmp_path), "--output", str(output), "--ratio", "50")
     frames, fps = read_video(output)
@@ -170,11 +150,11 @@ def test_raw_folder_errors(tmp_path):
         camera_raw.RawFolder(tmp_path / "empty")
     mixed = tmp_path / "mixed"
     mixed.mkdir()
-    write_dng(mixed / "a.dng", np.full((32, 48), 100, np.uint16))
-    write_dng(mixed / "b.dng", np.full((32, 50), 100, np.uint16))
+    camera_raw.write_dng(mixed / "a.dng", np.full((32, 48), 100, np.uint16))
+    camera_raw.write_dng(mixed / "b.dng", np.full((32, 50), 100, np.uint16))
     with pytest.raises(ValueError, match="b.dng: differs from a.dng in packed_shape"):
         camera_raw.RawFolder(mixed)
-    write_dng(mixed / "b.dng", np.full((32, 48), 100, np.uint16), black=100)
+    camera_raw.write_dng(mixed / "b.dng", np.full((32, 48), 100, np.uint16), black=100)
     with pytest.raises(ValueError, match="b.dng: differs from a.dng in black_level"):
         camera_raw.RawFolder(mixed)
     (mixed / "b.dng").write_bytes(b"not a raw file")
@@ -184,7 +164,7 @@ def test_raw_folder_errors(tmp_path):
 
 def test_linear_raw_input_needs_a_ratio(experiment, tmp_path):
     root, folders = experiment
-    write_dng(tmp_path / "f.dng", np.full((32, 48), 100, np.uint16))
+    camera_raw.write_dng(tmp_path / "f.dng", np.full((32, 48), 100, np.uint16))
     with pytest.raises(ValueError, match="linear normalisation needs ratio"):
         run(folders, "--input", str(tmp_path), "--output", str(tmp_path / "x.mp4"))
 
