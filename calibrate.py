@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+import config
 import data
 from atomic import atomic_output
 from camera_raw import RawFolder
@@ -166,4 +167,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    config.run_script(main)

@@ -7,6 +7,9 @@ Unknown keys are errors, so a typo never silently falls back to a default.
 import copy
 import math
 import re
+import sys
+import traceback
+from pathlib import Path
 
 import yaml
 
@@ -299,6 +302,21 @@ def validate(cfg):
         low, high = synth[key]
         if not 0 <= low <= high:
             raise ValueError(f"synthesis.{key} must be [low, high] with 0 <= low <= high, got {synth[key]}")
+
+
+def run_script(main):
+    """Run a script's main(). An error the project raised on purpose (a bad file, value or key: its
+    message names the culprit and what to do) prints that one line and exits with status 2; an
+    error raised anywhere else is a bug and keeps its traceback."""
+    try:
+        return main()
+    except (ValueError, OSError, KeyError) as error:
+        raised_in = Path(traceback.extract_tb(error.__traceback__)[-1].filename).resolve().parent
+        if raised_in != Path(__file__).resolve().parent:
+            raise
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def add_arguments(parser):

@@ -148,4 +148,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    config.run_script(main)

@@ -122,6 +122,17 @@ def open_input(path, cfg):
     return data.open_clip(path, None, cfg["data"])
 
 
+def check_output(output, input_path):
+    """--output must be a new .mp4 file name, not a folder nor the input itself."""
+    if output.is_dir():
+        raise ValueError(f"--output {output} is a folder: give a file name ending in .mp4")
+    if output.suffix.lower() != ".mp4":
+        raise ValueError(f"--output {output}: the enhanced video is an H.264 .mp4, so the name must end in .mp4")
+    if output.resolve() == input_path.resolve():
+        raise ValueError(f"--output {output} is the input itself: choose another name")
+    return output
+
+
 def open_case(case, cfg):
     name, list_name = CASES[case]
     path = Path(cfg["data"]["lists_dir"]) / list_name
@@ -244,21 +255,21 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     cfg, weights = test_config(args)
-    print(f"weights: {weights}")
-    print("precision: {} ({})".format(*network.resolve_precision(cfg["model"])))
-    model = load_generator(cfg, weights)
-    enhancer = TiledEnhancer(model, cfg["test"])
     root = Path(cfg["test"]["result_root"]) / cfg["experiment"]
-    if args.input:
-        clip = open_input(args.input, cfg)
-        output = Path(args.output or root / "input" / f"{clip.name}.mp4")
-        enhance_clip(clip, enhancer, cfg, output, args.compare, args.sheet)
-        print(f"wrote {output}")
-        return
-    if args.list:
+    if args.input:  # inputs and outputs are checked before the model costs anything
+        clips = [open_input(args.input, cfg)]
+        output = check_output(Path(args.output or root / "input" / f"{clips[0].name}.mp4"), Path(args.input))
+    elif args.list:
         folder, clips = root / Path(args.list).name, data.open_list(args.list, cfg["data"])
     else:
         folder, clips = root / CASES[args.case][0], open_case(args.case, cfg)
+    print(f"weights: {weights}")
+    print("precision: {} ({})".format(*network.resolve_precision(cfg["model"])))
+    enhancer = TiledEnhancer(load_generator(cfg, weights), cfg["test"])
+    if args.input:
+        enhance_clip(clips[0], enhancer, cfg, output, args.compare, args.sheet)
+        print(f"wrote {output}")
+        return
     per_video = {}
     for clip in clips:
         scores = enhance_clip(clip, enhancer, cfg, folder / f"{clip.name}.mp4", args.compare, args.sheet,
@@ -271,4 +282,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    config.run_script(main)

@@ -1,6 +1,7 @@
 """test.py as a user runs it: cases, --input (npy, camera raw folders), outputs, metrics, errors."""
 import json
 import types
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -211,3 +212,24 @@ def test_case_3_without_a_list_says_what_to_do(experiment, tmp_path):
     root, folders = experiment
     with pytest.raises(FileNotFoundError, match="no customized list. Put packed .npy clips in"):
         run(folders + [f"data.lists_dir={tmp_path}"], "3")
+
+
+BAD_OUTPUTS = [("folder", "is a folder"), ("clip.npy", "must end in .mp4"), ("noext", "must end in .mp4")]
+
+
+@pytest.mark.parametrize("name, message", BAD_OUTPUTS)
+def test_bad_output_paths_are_refused_before_inference(experiment, tmp_path, name, message):
+    root, folders = experiment
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(ValueError, match=message):
+        run(folders, "--input", str(root / "customized" / "own.npy"), "--output", str(tmp_path / name))
+
+
+def test_a_user_error_is_one_line_and_exit_status_2(tmp_path):
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, str(Path(test_script.__file__)), "--input", str(tmp_path / "missing.npy")],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == f"error: {tmp_path / 'missing.npy'}: no such file or folder"
+    assert "Traceback" not in done.stderr
