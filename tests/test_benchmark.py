@@ -14,4 +14,12 @@ def test_quick_benchmark_writes_well_formed_json(tmp_path):
                                           "training_step_gflop", "inference_long_peak_memory_gib"]:
         assert isinstance(results[key], float) and math.isfinite(results[key]) and results[key] > 0, key
     report = benchmark.report(results)
-    assert "training_compute_f32_ratio" in report and "target" in report
+    assert "training_compute_f32_ratio" in report
+
+
+def test_report_judges_each_figure_against_its_target():
+    lines = benchmark.report({"training_end_to_end_ratio": 1.2, "training_compute_f32_ratio": 0.95,
+                              "matmul_f32_gflops": 300.0}).splitlines()[1:]
+    verdicts = {line.split()[0]: line.split()[-1] for line in lines}
+    assert verdicts == {"training_end_to_end_ratio": "NO", "training_compute_f32_ratio": "yes",
+                        "matmul_f32_gflops": "300.000"}  # no target: no verdict

@@ -13,6 +13,7 @@ import camera_raw
 import config
 import data
 import generate_file_list
+import metrics
 import network
 import synthesis
 import test as test_script  # the project's test.py
@@ -68,6 +69,9 @@ def test_case_2_writes_videos_npy_and_metrics(experiment, capsys):
     assert set(report["overall"]) == {"network", "linear", "he"}
     assert report["videos"][name]["network"]["frames"] == 6
     assert "MSE(MABD)" in capsys.readouterr().out
+    gt_rgb = np.load(root / "gt_he" / f"{name}.npy")
+    assert report["videos"][name]["network"]["psnr"] == pytest.approx(metrics.psnr(gt_rgb, results).mean(), abs=1e-4)
+    assert report["videos"][name]["network"]["ssim"] == pytest.approx(metrics.ssim(gt_rgb, results).mean(), abs=1e-5)
     assert (folder / "metrics.csv").read_text().startswith(
         "video,method,psnr,ssim,mse_mabd_1e-3,cast_r,cast_g,cast_b,chroma_error,frames")
 
@@ -215,6 +219,19 @@ def test_case_3_without_a_list_says_what_to_do(experiment, tmp_path):
 
 
 BAD_OUTPUTS = [("folder", "is a folder"), ("clip.npy", "must end in .mp4"), ("noext", "must end in .mp4")]
+
+
+def test_test_py_reads_the_input_settings_of_the_checkpoint(tmp_path):
+    """The weights' own config decides the model and how its input was normalised."""
+    weights = tmp_path / "model" / "best.weights.h5"
+    weights.parent.mkdir()
+    saved = config.load_config(overrides=["model.depth=2", "model.base_channels=4", "data.normalization=he",
+                                          "data.clip_negative=true", "model.time_padding=zeros"])
+    (weights.parent / "config.yaml").write_text(yaml.safe_dump(saved))
+    weights.touch()
+    cfg, _ = test_script.test_config(test_script.parse_args(["--weights", str(weights)]))
+    assert (cfg["data"]["normalization"], cfg["data"]["clip_negative"]) == ("he", True)
+    assert (cfg["model"]["depth"], cfg["model"]["time_padding"]) == (2, "zeros")
 
 
 @pytest.mark.parametrize("name, message", BAD_OUTPUTS)

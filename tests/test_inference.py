@@ -227,3 +227,25 @@ def test_full_disk_fails_loudly_and_keeps_the_good_file(tmp_path):
     assert done.returncode != 0 and "is the disk full?" in done.stderr, done.stderr[-2000:]
     assert keep.read_bytes() == good
     assert [p.name for p in tmp_path.iterdir()] == ["keep.mp4"]
+
+
+def test_time_windows_of_a_3d_model_blend_with_the_ramp():
+    """Re-derived by hand: each window enhanced alone, weighted by the ramp across the overlap,
+    summed and normalised. With a 3D model the windows disagree where they overlap, so a wrong
+    weight (e.g. all ones) shows."""
+    model = textured_model(temporal_kernel=3)
+    clip = make_clip(frames=14, height=8, width=12)
+    cfg = tiling_cfg(tile_frames=8, overlap_frames=4, tile_size=64, overlap_size=0)
+    tile, starts = inference.tile_plan(14, 8, 4)
+    total = np.zeros((14, 16, 24, 3))
+    weights = np.zeros((14, 1, 1, 1))
+    for start in starts:
+        rgb = model(clip.packed_raw[None, start:start + tile]).numpy()[0]
+        ramp = inference.ramp(tile, 4)[:, None, None, None]
+        total[start:start + tile] += rgb * ramp
+        weights[start:start + tile] += ramp
+    expected = to_uint8(total / weights).astype(int)
+    tiled = run(inference.TiledEnhancer(model, cfg), clip).astype(int)
+    assert np.abs(tiled - expected).max() <= 1
+    alone = to_uint8(model(clip.packed_raw[None, :tile]).numpy()[0]).astype(int)
+    assert np.abs(alone[starts[1]:tile] - expected[starts[1]:tile]).max() > 1  # the overlap is really blended

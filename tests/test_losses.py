@@ -87,6 +87,16 @@ def test_vgg_loss_runs_from_a_weights_file_in_keras_format(tmp_path):
     assert total.numpy()[0] > 0 and np.isclose(total.numpy()[0], 0.01 * terms["vgg"].numpy()[0])
 
 
+def test_vgg_sees_images_as_keras_vgg19_was_trained():
+    """The input of the VGG features must equal keras.applications.vgg19.preprocess_input of the
+    0-255 image (RGB -> BGR, ImageNet mean removed)."""
+    seen = []
+    video = np.random.default_rng(0).random((1, 2, 8, 8, 3)).astype(np.float32)
+    losses.vgg_loss(lambda x: seen.append(x.numpy()) or [], tf.constant(video), tf.constant(video))
+    expected = keras.applications.vgg19.preprocess_input(video[0] * 255.0)
+    np.testing.assert_allclose(seen[0], expected, atol=1e-3)
+
+
 def test_missing_vgg_weights_say_how_to_get_them(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     with pytest.raises(FileNotFoundError, match=r"(?s)VGG19 weights not found at .*notop.h5.*loss.vgg_weights"):

@@ -1,5 +1,6 @@
 """train.py: learning, exact resume, distribution, bf16, GAN, previews and early config errors."""
 import itertools
+import json
 import subprocess
 import sys
 import textwrap
@@ -176,6 +177,32 @@ def test_gan_updates_both_networks(tiny_data, tmp_path):
     n_generator = len(model.generator.weights)
     assert all(changed[:n_generator]) and all(changed[n_generator:])
     assert {"loss", "l1", "adversarial", "d_loss"} <= set(logs)
+    assert float(logs["loss"]) == pytest.approx(float(logs["l1"]) + float(logs["adversarial"]), rel=1e-5)
+    model.adversarial_weight = 0.25
+    logs = model.train_step((rng.random((2, 4, 8, 8, 4), np.float32), rng.random((2, 4, 16, 16, 3), np.float32)))
+    model.reset_metrics()
+    logs = model.train_step((rng.random((2, 4, 8, 8, 4), np.float32), rng.random((2, 4, 16, 16, 3), np.float32)))
+    assert float(logs["loss"]) == pytest.approx(float(logs["l1"]) + 0.25 * float(logs["adversarial"]), rel=1e-5)
+
+
+def test_best_weights_only_at_a_better_validation_psnr(tmp_path):
+    import callbacks
+    generator = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    checkpoints = callbacks.Checkpoints(tmp_path, generator)
+    for epoch, psnr in enumerate([20.0, 22.0, 21.0]):
+        generator.layers[0].bias.assign([float(epoch)])
+        checkpoints.on_epoch_end(epoch, {"val_psnr": psnr, "loss": 1.0})
+    assert json.loads((tmp_path / "best.json").read_text())["epoch"] == 2
+    best, last = (read_weights(tmp_path / f"{name}.weights.h5") for name in ("best", "last"))
+    assert 1.0 in [float(a.ravel()[0]) for a in best if a.size == 1] and 2.0 in [float(a.ravel()[0]) for a in last if a.size == 1]
+
+
+def test_every_epoch_draws_its_own_crops(tiny_data, tmp_path, monkeypatch):
+    epochs_seen = []
+    plan_call = train.SamplePlan.__call__
+    monkeypatch.setattr(train.SamplePlan, "__call__", lambda self: (epochs_seen.append(self.epoch), plan_call(self))[1])
+    train.train(tiny_cfg(tiny_data, tmp_path, "train.epochs=3", "experiment=plans"), verbose=0)
+    assert epochs_seen == [0, 1, 2]
 
 
 def test_sample_plan_is_the_originals_and_depends_on_seed_and_epoch_only():
