@@ -100,6 +100,7 @@ DEFAULTS = {
         "learning_rate": 1e-4,
         "lr_drop_epoch": 30,  # from this epoch on the learning rate is multiplied by lr_drop_factor
         "lr_drop_factor": 0.1,
+        "clip_norm": None,  # clip each gradient tensor to this L2 norm (Adam clipnorm): a guard against spikes
         "epochs": 60,
         "steps_per_epoch": None,  # None: one pass over the sample plan; a number fixes the budget
         # Generator weights to start from instead of random ones: fine-tuning, e.g. the shipped
@@ -231,6 +232,8 @@ def _check_types(cfg):
         value = cfg[section][key]
         if not (value is None and key == "ratio") and not (_number(value) and value > 0):
             raise ValueError(f"{section}.{key} must be a positive number, got {value!r}")
+    if cfg["train"]["clip_norm"] is not None and not (_number(cfg["train"]["clip_norm"]) and cfg["train"]["clip_norm"] > 0):
+        raise ValueError(f"train.clip_norm must be a positive number or null, got {cfg['train']['clip_norm']!r}")
     for key in ("learning_rate", "lr_drop_factor"):  # 0 is allowed: weights then stay where they start
         if not (_number(cfg["train"][key]) and cfg["train"][key] >= 0):
             raise ValueError(f"train.{key} must be a number >= 0, got {cfg['train'][key]!r}")

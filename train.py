@@ -203,7 +203,7 @@ def build_enhancer(cfg, loss_fn, steps_per_epoch):
     model = TrainingModel(generator, loss_fn, list(cfg["loss"]["terms"]), train_cfg["batch_size"],
                      discriminator, gan_cfg["adversarial_weight"])
     schedule = learning_rate(train_cfg, steps_per_epoch)
-    model.compile(keras.optimizers.Adam(schedule),
+    model.compile(keras.optimizers.Adam(schedule, clipnorm=train_cfg["clip_norm"]),
                   keras.optimizers.Adam(learning_rate(train_cfg, steps_per_epoch)) if discriminator else None,
                   jit_compile=train_cfg["jit_compile"])
     model.build((None, train_cfg["crop_frames"], train_cfg["crop_size"], train_cfg["crop_size"], 4))

@@ -15,6 +15,7 @@ import config
     ("seed=abc", "seed must be an integer"),
     ("experiment=../../x", "experiment must be a plain folder name"),
     ("model.precision=fp8", "model.precision must be one of"),
+    ("train.clip_norm=-1", "train.clip_norm must be a positive number or null"),
     ("model.time_padding=reflect", "model.time_padding must be one of"),
     ("synthesis.illuminant_probability=2", r"synthesis.illuminant_probability must be in \[0, 1\]"),
 ])
