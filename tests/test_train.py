@@ -256,14 +256,15 @@ def test_bad_config_stops_before_any_work(tiny_data, tmp_path, override, message
     assert not (tmp_path / "bad").exists()
 
 
-def test_a_failed_resume_keeps_the_config_of_the_weights(tiny_data, tmp_path):
-    class Interrupt(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            raise KeyboardInterrupt
+class InterruptAfterOneEpoch(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        raise KeyboardInterrupt
 
+
+def test_a_failed_resume_keeps_the_config_of_the_weights(tiny_data, tmp_path):
     cfg = tiny_cfg(tiny_data, tmp_path, "experiment=resize")
     with pytest.raises(KeyboardInterrupt):
-        train.train(cfg, extra_callbacks=[Interrupt()], verbose=0)
+        train.train(cfg, extra_callbacks=[InterruptAfterOneEpoch()], verbose=0)
     with pytest.raises(Exception):
         train.train(tiny_cfg(tiny_data, tmp_path, "experiment=resize", "model.base_channels=8"), verbose=0)
     assert config.load_config(tmp_path / "resize" / "config.yaml")["model"]["base_channels"] == 4
@@ -281,13 +282,9 @@ def test_an_unreadable_backup_is_set_aside_and_the_run_starts_over(tiny_data, tm
 
 
 def test_the_first_line_says_start_or_resume_and_a_finished_run_needs_restart(tiny_data, tmp_path, capsys):
-    class Interrupt(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            raise KeyboardInterrupt
-
     cfg = tiny_cfg(tiny_data, tmp_path, "experiment=visible")
     with pytest.raises(KeyboardInterrupt):
-        train.train(cfg, extra_callbacks=[Interrupt()], verbose=0)
+        train.train(cfg, extra_callbacks=[InterruptAfterOneEpoch()], verbose=0)
     assert capsys.readouterr().out.startswith("starting visible")
     train.train(cfg, verbose=0)
     assert capsys.readouterr().out.startswith("resuming visible after epoch 1 of 2")
