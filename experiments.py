@@ -17,7 +17,6 @@ The `breadth` table trains on the default set alone (its lists in 0_data/default
 clips (default + broad); `generalisation.py --compare` then measures them on held-out footage.
 """
 import argparse
-import json
 import math
 from pathlib import Path
 
@@ -50,24 +49,23 @@ NEEDS_WEIGHTS = "needs weights (see README)"
 
 
 def row_config(row, budget_name, overrides):
-    """A row's configuration and the overrides that give it: the command line's values, plus the
+    """A row's configuration: the budget, the row's file, the command line's values, and the
     row's learning rate if its batch differs from the budget's."""
     budget = BUDGETS[budget_name]
     budget_train = config.load_config(overrides=overrides, base=budget)["train"]
     cfg = config.load_config(EXPERIMENTS / f"{row}.yaml", overrides, base=budget)
     if cfg["train"]["batch_size"] == budget_train["batch_size"]:
-        return cfg, list(overrides)
+        return cfg
     lr = budget_train["learning_rate"] * math.sqrt(cfg["train"]["batch_size"] / budget_train["batch_size"])
-    used = [*overrides, f"train.learning_rate={lr:.6g}"]
-    return config.load_config(EXPERIMENTS / f"{row}.yaml", used, base=budget), used
+    return config.load_config(EXPERIMENTS / f"{row}.yaml", [*overrides, f"train.learning_rate={lr:.6g}"], base=budget)
 
 
 def trained_as(row, budget_name, overrides):
     """The first row (baseline, then by name) with exactly this row's settings, whose run this row
     shares: e.g. batch_4 is the cpu budget's baseline, and channels_32 the smoid budget's."""
-    settings = row_config(row, budget_name, overrides)[0]
+    settings = row_config(row, budget_name, overrides)
     candidates = ["baseline", *sorted(path.stem for path in EXPERIMENTS.glob("*.yaml"))]  # the row is among them
-    return next(other for other in candidates if row_config(other, budget_name, overrides)[0] == settings)
+    return next(other for other in candidates if row_config(other, budget_name, overrides) == settings)
 
 
 def finished(cfg):
@@ -82,7 +80,7 @@ def run_row(row, budget_name, overrides):
     """Train (unless already done) and evaluate one row; returns its line of the table."""
     run = trained_as(row, budget_name, overrides)
     name = f"{budget_name}_{run}"
-    cfg, used = row_config(run, budget_name, [*overrides, f"experiment={name}"])
+    cfg = row_config(run, budget_name, [*overrides, f"experiment={name}"])
     if "vgg" in cfg["loss"]["terms"]:
         try:
             losses.vgg_weights_path(cfg["loss"])
@@ -90,8 +88,9 @@ def run_row(row, budget_name, overrides):
             return {"row": row, "status": NEEDS_WEIGHTS}
     if not finished(cfg):
         train.train(cfg, verbose=2, restart=True)  # a row whose settings changed trains again
-    test_script.main(["2", "--set", *used])  # the model and input settings come from the checkpoint's config
-    overall = json.loads((Path(cfg["test"]["result_root"]) / name / "test" / "metrics.json").read_text())["overall"]
+    folder = Path(cfg["test"]["result_root"]) / name / "test"  # with the row's whole configuration, budget included
+    overall = test_script.evaluate(test_script.open_case(2, cfg), cfg, train.experiment_folder(cfg) / "best.weights.h5",
+                                   folder, save_npy=True)
     log = figures.read_log(train.experiment_folder(cfg) / "log.csv")
     label = row if run == row else f"{row} (= {run})"
     return {"row": label, "experiment": name, **{k: overall["network"][k] for k in test_script.SCORES},

@@ -12,7 +12,6 @@ at ratio 200. Tables go to figure/ and between their markers in README.md and do
 """
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
@@ -62,11 +61,11 @@ def held_out_lists(overrides):
 
 
 def measure(list_path, overrides):
-    """test.py on a list; returns its overall {method: scores}."""
-    test_script.main(["--list", str(list_path), "--set", *overrides])
-    cfg, _ = test_script.test_config(test_script.parse_args(["--set", *overrides]))
-    result = Path(cfg["test"]["result_root"]) / cfg["experiment"] / Path(list_path).name
-    return json.loads((result / "metrics.json").read_text())["overall"]
+    """test.py's evaluation of a list, with the model's and the command line's settings; returns the
+    overall {method: scores}."""
+    cfg, weights = test_script.test_config(test_script.parse_args(["--set", *overrides]))
+    folder = Path(cfg["test"]["result_root"]) / cfg["experiment"] / Path(list_path).name
+    return test_script.evaluate(data.open_list(list_path, cfg["data"]), cfg, weights, folder)
 
 
 def colour_cells(s):

@@ -263,22 +263,34 @@ def main(argv=None):
         folder, clips = root / Path(args.list).name, data.open_list(args.list, cfg["data"])
     else:
         folder, clips = root / CASES[args.case][0], open_case(args.case, cfg)
-    print(f"weights: {weights}")
-    print("precision: {} ({})".format(*network.resolve_precision(cfg["model"])))
-    enhancer = TiledEnhancer(load_generator(cfg, weights), cfg["test"])
     if args.input:
-        enhance_clip(clips[0], enhancer, cfg, output, args.compare, args.sheet)
+        enhance_clip(clips[0], make_enhancer(cfg, weights), cfg, output, args.compare, args.sheet)
         print(f"wrote {output}")
         return
+    evaluate(clips, cfg, weights, folder, args.compare, args.sheet, save_npy=args.case == 2 and not args.list)
+
+
+def make_enhancer(cfg, weights):
+    print(f"weights: {weights}")
+    print("precision: {} ({})".format(*network.resolve_precision(cfg["model"])))
+    return TiledEnhancer(load_generator(cfg, weights), cfg["test"])
+
+
+def evaluate(clips, cfg, weights, folder, compare=False, sheet=False, save_npy=False):
+    """Enhance `clips` into `folder` with a complete configuration; returns the overall scores of
+    the clips with ground truth ({method: scores}), also written to metrics.json / .csv."""
+    enhancer = make_enhancer(cfg, weights)
     per_video = {}
     for clip in clips:
-        scores = enhance_clip(clip, enhancer, cfg, folder / f"{clip.name}.mp4", args.compare, args.sheet,
-                              save_npy=args.case == 2 and not args.list)
+        scores = enhance_clip(clip, enhancer, cfg, Path(folder) / f"{clip.name}.mp4", compare, sheet, save_npy)
         if scores:
             per_video[clip.name] = scores
-    if per_video:
-        print(format_table(write_metrics(per_video, folder), len(per_video)))
     print(f"results in {folder}")
+    if not per_video:
+        return None
+    overall = write_metrics(per_video, folder)
+    print(format_table(overall, len(per_video)))
+    return overall
 
 
 if __name__ == "__main__":
