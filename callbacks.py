@@ -96,10 +96,13 @@ class Preview(keras.callbacks.Callback):
             write_video(self.folder / f"epoch_{epoch + 1:03d}.mp4", side_by_side, self.fps)
 
 
-class StopOnNonFinite(keras.callbacks.Callback):
-    def on_train_batch_end(self, batch, logs=None):
+class StopOnNonFinite(keras.callbacks.TerminateOnNaN):
+    """Keras' TerminateOnNaN, but loud: it raises with what to do instead of quietly stopping, and
+    looks at every logged term, not only the total loss."""
+
+    def on_batch_end(self, batch, logs=None):
         bad = {k: float(v) for k, v in (logs or {}).items() if not np.isfinite(float(v))}
         if bad:
             raise FloatingPointError(
-                f"training diverged at batch {batch}: {bad}. Lower train.learning_rate, or check the data "
-                "(a clip that is all black or saturated); the last good epoch's state is in the backup.")
+                f"training diverged at batch {batch}: {bad}. Lower train.learning_rate or set train.clip_norm, or "
+                "check the data (a clip that is all black or saturated); the last good epoch's state is in the backup.")

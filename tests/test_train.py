@@ -293,3 +293,9 @@ def test_the_first_line_says_start_or_resume_and_a_finished_run_needs_restart(ti
     assert (tmp_path / "visible" / "log.csv").is_file()  # nothing deleted without --restart
     train.train(cfg, verbose=0, restart=True)
     assert "starting visible over the finished run" in capsys.readouterr().out
+
+
+def test_a_non_finite_loss_stops_training_with_what_to_do(tiny_data, tmp_path):
+    cfg = tiny_cfg(tiny_data, tmp_path, "experiment=nan", "train.learning_rate=1e30")  # weights blow up at once
+    with pytest.raises(FloatingPointError, match=r"diverged at batch \d+: .*(nan|inf).*train.clip_norm"):
+        train.train(cfg, verbose=0)
