@@ -7,6 +7,7 @@ Unknown keys are errors, so a typo never silently falls back to a default.
 import copy
 import math
 import re
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -310,7 +311,9 @@ def validate(cfg):
 def run_script(main):
     """Run a script's main(). An error the project raised on purpose (a bad file, value or key: its
     message names the culprit and what to do) prints that one line and exits with status 2; an
-    error raised anywhere else is a bug and keeps its traceback."""
+    error raised anywhere else is a bug and keeps its traceback. A kill (SIGTERM) unwinds like
+    Ctrl-C, so temporary outputs are removed and ffmpeg is stopped instead of left writing."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
         return main()
     except (ValueError, OSError, KeyError) as error:

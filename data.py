@@ -50,7 +50,7 @@ def load_npy(path, dtype, what):
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as error:
         raise ValueError(f"{path}: not a readable .npy file ({error})") from None
-    if array.dtype != dtype:
+    if (array.dtype.kind, array.dtype.itemsize) != (np.dtype(dtype).kind, np.dtype(dtype).itemsize):
         raise ValueError(f"{path}: {what} must be {np.dtype(dtype).name}, got {array.dtype.name}")
     return array
 
@@ -134,6 +134,9 @@ def linear_params(meta, data_cfg, where):
     missing = [key for key in ("black_level", "white_level") if meta is None or key not in meta]
     ratio = data_cfg["ratio"] if data_cfg["ratio"] is not None else (meta or {}).get("ratio")
     if missing or ratio is None:
+        if Path(where).is_dir():  # camera raw frames: levels come from the files, the ratio from the user
+            raise ValueError(f"{where}: give the exposure ratio of these frames with --ratio (test.py) or "
+                             "data.ratio, e.g. --ratio 100; or use data.normalization=he")
         needs = missing + ([] if ratio is not None else ["ratio (or data.ratio in the config)"])
         raise ValueError(f"{where}: linear normalisation needs {', '.join(needs)} from the sidecar "
                          f"{sidecar_path(where)}; or use data.normalization=he")

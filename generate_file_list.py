@@ -60,6 +60,10 @@ def find_pairs(data_cfg):
         lines += [f"  {gt_dir / n}.npy has no input {input_dir / n}.npy" for n in sorted(gts - inputs)]
         raise ValueError("input and ground-truth names do not match:\n" + "\n".join(lines))
     names = sorted(inputs)
+    spaced = [n for n in names if len(n.split()) != 1]
+    if spaced:
+        raise ValueError(f"{input_dir / spaced[0]}.npy: a clip name cannot hold spaces (the lists are "
+                         "space-separated); rename the input and its ground truth")
     for name in names:
         input_path = input_dir / f"{name}.npy"
         load_gt_rgb(gt_dir / f"{name}.npy", load_packed_raw(input_path).shape, input_path)

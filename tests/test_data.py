@@ -196,3 +196,10 @@ def test_fortran_order_clip_reads_as_saved(tmp_path):
     np.save(tmp_path / "f.npy", np.asfortranarray(clip))
     frames = data.load_packed_raw(tmp_path / "f.npy")
     np.testing.assert_array_equal(data.read_frames(frames, 1, 4), clip[1:4])
+
+
+def test_big_endian_clip_reads_as_saved(tmp_path):
+    clip = np.random.default_rng(0).integers(0, 4096, (3, 4, 5, 4)).astype(">u2")
+    np.save(tmp_path / "b.npy", clip)
+    frames = data.load_packed_raw(tmp_path / "b.npy")
+    np.testing.assert_array_equal(data.read_frames(frames, 0, 3), clip)

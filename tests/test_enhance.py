@@ -170,7 +170,7 @@ def test_raw_folder_errors(tmp_path):
 def test_linear_raw_input_needs_a_ratio(experiment, tmp_path):
     root, folders = experiment
     camera_raw.write_dng(tmp_path / "f.dng", np.full((32, 48), 100, np.uint16))
-    with pytest.raises(ValueError, match="linear normalisation needs ratio"):
+    with pytest.raises(ValueError, match="give the exposure ratio of these frames with --ratio"):
         run(folders, "--input", str(tmp_path), "--output", str(tmp_path / "x.mp4"))
 
 
@@ -250,3 +250,24 @@ def test_a_user_error_is_one_line_and_exit_status_2(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == f"error: {tmp_path / 'missing.npy'}: no such file or folder"
     assert "Traceback" not in done.stderr
+
+
+def test_a_killed_test_py_leaves_no_temporary_files(experiment, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    root, folders = experiment
+    long_clip = tmp_path / "long.npy"
+    np.save(long_clip, np.repeat(np.load(root / "train_he" / "scene0.npy"), 200, axis=0))
+    long_clip.with_suffix(".json").write_text((root / "train_he" / "scene0.json").read_text())
+    command = [sys.executable, str(Path(test_script.__file__)), "--input", str(long_clip), "--output",
+               str(tmp_path / "out.mp4"), "--set", *folders, "test.tile_frames=4", "test.overlap_frames=2"]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".tmp*")) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert list(tmp_path.glob(".tmp*")), process.communicate()[1][-2000:]
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(60) == 128 + signal.SIGTERM
+    assert not list(tmp_path.glob(".tmp*")) and not (tmp_path / "out.mp4").exists()

@@ -78,3 +78,10 @@ def test_synthesize_builds_a_dataset_and_lists(tmp_path, monkeypatch):
     assert [entry[0] for entry in data.read_file_list(tmp_path / "heldout_list")] == ["bikes_064"]  # a held-out source
     clip = data.open_clip(*reversed(lists[0][0][1:]), config.DEFAULTS["data"])
     assert clip.packed_raw.shape == (3, 8, 12, 4) and clip.meta["fps"] == 25.0
+
+
+def test_a_clip_name_with_a_space_is_refused_before_any_list(tmp_path):
+    smoid_layout(tmp_path, ["a", "b c", "d"])
+    with pytest.raises(ValueError, match=r"b c\.npy: a clip name cannot hold spaces"):
+        run(tmp_path)
+    assert not (tmp_path / "file_list").exists()
