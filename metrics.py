@@ -67,6 +67,8 @@ def brightness(frames):
 
 def mabd(brightness_frames):
     """(F, H, W) -> (F - 1,): mean absolute brightness difference between consecutive frames."""
+    if len(brightness_frames) < 2:  # a single frame has no difference (and must not fail to reshape)
+        return np.zeros(0, np.float32)
     return np.abs(np.diff(brightness_frames, axis=0)).reshape(len(brightness_frames) - 1, -1).mean(axis=1)
 
 

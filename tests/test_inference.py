@@ -249,3 +249,11 @@ def test_time_windows_of_a_3d_model_blend_with_the_ramp():
     assert np.abs(tiled - expected).max() <= 1
     alone = to_uint8(model(clip.packed_raw[None, :tile]).numpy()[0]).astype(int)
     assert np.abs(alone[starts[1]:tile] - expected[starts[1]:tile]).max() > 1  # the overlap is really blended
+
+
+def test_a_single_frame_is_scored_without_mabd():
+    frame = np.full((1, 12, 12, 3), 100, np.uint8)
+    scores = metrics.VideoScores()
+    scores.update(frame, frame)
+    result = scores.result()
+    assert result["frames"] == 1 and np.isnan(result["mse_mabd"]) and result["chroma_error"] == 0
