@@ -8,6 +8,7 @@ and, optionally, a sidecar INPUT_DIR/NAME.json with the camera's black and white
 exposure ratio, frame rate, as-shot white balance and colour matrix.
 """
 import json
+import mmap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -59,7 +60,8 @@ def read_frames(array, start, stop):
     """Frames [start, stop) of a clip array as an ordinary in-memory array. A memory-mapped npy is
     read with plain file reads: pages touched through the map would stay in this process's
     resident memory, which would then grow with the length of a streamed clip."""
-    if not isinstance(array, np.memmap) or not array.flags.c_contiguous:  # e.g. saved in Fortran order
+    whole_file = isinstance(array, np.memmap) and isinstance(array.base, mmap.mmap)  # a slice keeps the file's offset
+    if not whole_file or not array.flags.c_contiguous:  # e.g. saved in Fortran order
         return np.ascontiguousarray(array[start:stop])
     start, stop, _ = slice(start, stop).indices(len(array))
     frame_shape = array.shape[1:]

@@ -203,3 +203,10 @@ def test_big_endian_clip_reads_as_saved(tmp_path):
     np.save(tmp_path / "b.npy", clip)
     frames = data.load_packed_raw(tmp_path / "b.npy")
     np.testing.assert_array_equal(data.read_frames(frames, 0, 3), clip)
+
+
+def test_frames_of_a_sliced_memory_map_are_the_slice_s(tmp_path):
+    clip = np.random.default_rng(0).integers(0, 4096, (10, 4, 5, 4)).astype(np.uint16)
+    np.save(tmp_path / "c.npy", clip)
+    sliced = data.load_packed_raw(tmp_path / "c.npy")[6:9]
+    np.testing.assert_array_equal(data.read_frames(sliced, 0, 2), clip[6:8])
