@@ -247,6 +247,24 @@ def _check_types(cfg):
             raise ValueError(f"{section}.{key} must be true or false, got {cfg[section][key]!r}")
 
 
+def _check_synthesis(synth):
+    for side in ("height", "width"):
+        if synth[side] % 2 or synth[side] < 2:
+            raise ValueError(f"synthesis.{side} must be even and positive (Bayer blocks are 2x2), got {synth[side]}")
+    if synth["frames"] < 1:
+        raise ValueError(f"synthesis.frames must be at least 1, got {synth['frames']}")
+    if not 0 <= synth["black_level"] < synth["white_level"] <= 65535:
+        raise ValueError("synthesis needs 0 <= black_level < white_level <= 65535")
+    for key in ("colour_augment_probability", "illuminant_probability", "mixed_light_probability"):
+        if not 0 <= synth[key] <= 1:
+            raise ValueError(f"synthesis.{key} must be in [0, 1], got {synth[key]!r}")
+    for key in ("ratio_range", "shot_gain_range", "read_noise_range", "row_noise_range",
+                "red_gain_range", "blue_gain_range", "saturation_range", "illuminant_strength_range"):
+        low, high = synth[key]
+        if not 0 <= low <= high:
+            raise ValueError(f"synthesis.{key} must be [low, high] with 0 <= low <= high, got {synth[key]}")
+
+
 def validate(cfg):
     """Reject values that would fail later, before any work starts."""
     _check_types(cfg)
@@ -255,13 +273,7 @@ def validate(cfg):
         raise ValueError(f"data.normalization must be one of {NORMALIZATIONS}, got {data['normalization']!r}")
     if not 0 < data["split_fraction"] < 0.5:
         raise ValueError(f"data.split_fraction must be in (0, 0.5), got {data['split_fraction']!r}")
-    for side in ("height", "width"):
-        if synth[side] % 2 or synth[side] < 2:
-            raise ValueError(f"synthesis.{side} must be even and positive (Bayer blocks are 2x2), got {synth[side]}")
-    if synth["frames"] < 1:
-        raise ValueError(f"synthesis.frames must be at least 1, got {synth['frames']}")
-    if not 0 <= synth["black_level"] < synth["white_level"] <= 65535:
-        raise ValueError("synthesis needs 0 <= black_level < white_level <= 65535")
+    _check_synthesis(synth)
     model = cfg["model"]
     if model["depth"] not in DEPTHS:
         raise ValueError(f"model.depth must be one of {DEPTHS}, got {model['depth']!r}")
@@ -298,14 +310,6 @@ def validate(cfg):
     if cfg["loss"]["ms_ssim"] and 2 * train["crop_size"] < 161:
         raise ValueError(f"loss.ms_ssim needs ground-truth crops of at least 161 pixels, "
                          f"train.crop_size {train['crop_size']} gives {2 * train['crop_size']}")
-    for key in ("colour_augment_probability", "illuminant_probability", "mixed_light_probability"):
-        if not 0 <= synth[key] <= 1:
-            raise ValueError(f"synthesis.{key} must be in [0, 1], got {synth[key]!r}")
-    for key in ("ratio_range", "shot_gain_range", "read_noise_range", "row_noise_range",
-                "red_gain_range", "blue_gain_range", "saturation_range", "illuminant_strength_range"):
-        low, high = synth[key]
-        if not 0 <= low <= high:
-            raise ValueError(f"synthesis.{key} must be [low, high] with 0 <= low <= high, got {synth[key]}")
 
 
 def run_script(main):
