@@ -26,7 +26,6 @@ import metrics
 import synthesis
 import test as test_script
 from atomic import atomic_output
-from inference import TiledEnhancer
 
 RATIOS = (50, 100, 200, 300)
 COLOURED_RATIO = 200
@@ -113,7 +112,7 @@ def short_clip_table(overrides, middle=24):
     first frame of a clip of 1, 2, 4 and 8 frames: how much a clip's end costs."""
     args = test_script.parse_args(["--set", *overrides])
     cfg, weights = test_script.test_config(args)
-    enhancer = TiledEnhancer(test_script.load_generator(cfg, weights), cfg["test"])
+    enhancer = test_script.make_enhancer(cfg, weights)
     clips = data.open_list(held_out_list("ratio_200", {**NEUTRAL, "ratio_range": [200, 200]}, overrides), cfg["data"])
     rows = {"whole clip": []} | {f"{n} frame{'s' * (n > 1)}": [] for n in SHORT_FRAMES}
     for clip in clips:
@@ -169,7 +168,7 @@ def camera_raw_table(overrides):
     ratio = camera_raw_frame(folder, overrides)
     args = test_script.parse_args(["--set", *overrides, f"data.ratio={ratio}"])
     cfg, weights = test_script.test_config(args)
-    enhancer = TiledEnhancer(test_script.load_generator(cfg, weights), cfg["test"])
+    enhancer = test_script.make_enhancer(cfg, weights)
     clip = test_script.open_input(folder, cfg)
     output = np.concatenate([rgb for _, rgb in enhancer.enhance(clip)])
     with rawpy.imread(str(folder / "frame.dng")) as raw:
