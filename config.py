@@ -102,6 +102,9 @@ DEFAULTS = {
         "lr_drop_epoch": 30,  # from this epoch on the learning rate is multiplied by lr_drop_factor
         "lr_drop_factor": 0.1,
         "clip_norm": None,  # clip each gradient tensor to this L2 norm (Adam clipnorm): a guard against spikes
+        # Validate and save an exponential moving average of the generator's weights (Polyak
+        # averaging, e.g. 0.999: about the last 1000 steps) instead of the last step's; None: off.
+        "ema_momentum": None,
         "epochs": 60,
         "steps_per_epoch": None,  # None: one pass over the sample plan; a number fixes the budget
         # Generator weights to start from instead of random ones: fine-tuning, e.g. the shipped
@@ -235,6 +238,9 @@ def _check_types(cfg):
             raise ValueError(f"{section}.{key} must be a positive number, got {value!r}")
     if cfg["train"]["clip_norm"] is not None and not (_number(cfg["train"]["clip_norm"]) and cfg["train"]["clip_norm"] > 0):
         raise ValueError(f"train.clip_norm must be a positive number or null, got {cfg['train']['clip_norm']!r}")
+    ema = cfg["train"]["ema_momentum"]
+    if ema is not None and not (_number(ema) and 0 < ema < 1):
+        raise ValueError(f"train.ema_momentum must be a number between 0 and 1 (exclusive) or null, got {ema!r}")
     for key in ("learning_rate", "lr_drop_factor"):  # 0 is allowed: weights then stay where they start
         if not (_number(cfg["train"][key]) and cfg["train"][key] >= 0):
             raise ValueError(f"train.{key} must be a number >= 0, got {cfg['train'][key]!r}")

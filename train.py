@@ -203,7 +203,10 @@ def build_enhancer(cfg, loss_fn, steps_per_epoch):
     model = TrainingModel(generator, loss_fn, list(cfg["loss"]["terms"]), train_cfg["batch_size"],
                      discriminator, gan_cfg["adversarial_weight"])
     schedule = learning_rate(train_cfg, steps_per_epoch)
-    model.compile(keras.optimizers.Adam(schedule, clipnorm=train_cfg["clip_norm"]),
+    ema = train_cfg["ema_momentum"]
+    generator_optimizer = keras.optimizers.Adam(schedule, clipnorm=train_cfg["clip_norm"],
+                                                use_ema=ema is not None, ema_momentum=ema or 0.99)
+    model.compile(generator_optimizer,
                   keras.optimizers.Adam(learning_rate(train_cfg, steps_per_epoch)) if discriminator else None,
                   jit_compile=train_cfg["jit_compile"])
     model.build((None, train_cfg["crop_frames"], train_cfg["crop_size"], train_cfg["crop_size"], 4))
@@ -279,6 +282,9 @@ def train(cfg, extra_callbacks=(), verbose="auto", restart=False):
     run_callbacks = [
         keras.callbacks.BackupAndRestore(folder / "backup", double_checkpoint=True),
         callbacks.SaveConfig(folder / "config.yaml", cfg, f"precision: {policy} ({why})"),  # once the backup has loaded
+        # With train.ema_momentum, validation and the callbacks below see the averaged weights;
+        # the backup above keeps the raw ones, so a resumed run goes on from them.
+        *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if train_cfg["ema_momentum"] else []),
         EpochTracker(plan),
         callbacks.StopOnNonFinite(),
         callbacks.EpochTimer(),  # before the callbacks that write the logs

@@ -127,6 +127,33 @@ def test_fine_tuning_starts_from_the_given_weights(tiny_data, tmp_path):
     assert not (tmp_path / "wider").exists()
 
 
+def test_ema_saves_the_average_and_resumes_from_the_raw_weights(tiny_data, tmp_path):
+    class Interrupt(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if self.model.optimizer.iterations.numpy() == 4:  # mid-way through epoch 2 of 2
+                raise KeyboardInterrupt
+
+    common = ["train.deterministic=true", "train.steps_per_epoch=3"]
+    train.train(tiny_cfg(tiny_data, tmp_path, *common, "train.epochs=1", "train.steps_per_epoch=1", "experiment=one_step"),
+                verbose=0)
+    # Keras' average starts at the weights after the first step; momentum ~1 then keeps it there.
+    nearly_one = ["train.ema_momentum=0.999999", "train.epochs=2"]
+    train.train(tiny_cfg(tiny_data, tmp_path, *common, *nearly_one, "experiment=straight"), verbose=0)
+    resumed = tiny_cfg(tiny_data, tmp_path, *common, *nearly_one, "experiment=resumed")
+    with pytest.raises(KeyboardInterrupt):
+        train.train(resumed, extra_callbacks=[Interrupt()], verbose=0)
+    train.train(resumed, verbose=0)
+    one_step, straight, again = (read_weights(tmp_path / name / "last.weights.h5")
+                                 for name in ("one_step", "straight", "resumed"))
+    for a, b, c in zip(one_step, straight, again, strict=True):
+        np.testing.assert_allclose(b, a, atol=1e-4)
+        np.testing.assert_allclose(c, a, atol=1e-4)
+    # Without the average the same 6 steps end far from the first.
+    train.train(tiny_cfg(tiny_data, tmp_path, *common, "train.epochs=2", "experiment=raw"), verbose=0)
+    raw = read_weights(tmp_path / "raw" / "last.weights.h5")
+    assert max(np.abs(a - r).max() for a, r in zip(one_step, raw)) > 1e-3
+
+
 def test_mirrored_strategy_matches_one_device(tiny_data, tmp_path):
     """Two logical CPUs (configured before TensorFlow starts, so in a fresh process)."""
     script = textwrap.dedent(f"""
