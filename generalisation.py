@@ -139,7 +139,7 @@ def short_clip_table(overrides, middle=24):
 
 def camera_raw_frame(folder, overrides, ratio=50):
     """One held-out frame under blue stage light, as a camera would record it in a DNG (RGGB, its
-    own XYZ -> camera matrix, as-shot neutral); returns the exposure ratio."""
+    own XYZ -> camera matrix, as-shot neutral); returns the ratio that restores its exposure."""
     cfg = config.load_config(overrides=overrides)
     name, _, load = next(s for s in synthesis.default_sources() if s[0].startswith(tuple(cfg["data"]["held_out"])))
     synth = {**cfg["synthesis"], "frames": 1, "ratio_range": [ratio, ratio]}
@@ -153,7 +153,7 @@ def camera_raw_frame(folder, overrides, ratio=50):
     Path(folder).mkdir(parents=True, exist_ok=True)
     camera_raw.write_dng(Path(folder) / "frame.dng", mosaic[1:-1], "RGGB", params.black_level, params.white_level,
                          neutral, cam_xyz)
-    return ratio
+    return params.recorded_ratio
 
 
 def linear_chromaticity(srgb_frames, curve):

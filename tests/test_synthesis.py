@@ -29,14 +29,16 @@ def test_mosaic_and_pack_follow_gbrg():
     assert data.channel_index("G") == [0, 3] and data.channel_index("R") == [2]
 
 
-def test_clip_round_trips_through_the_linear_reader(tiny_cfg):
-    """Synthesise without noise at ratio 1, read back in `linear` mode with white balance and
-    colour matrix: each packed channel must hold the linear sRGB value of its CFA colour."""
+@pytest.mark.parametrize("ratio, brightness", [(1.0, 1.0), (2.0, 0.5)])
+def test_clip_round_trips_through_the_linear_reader(tiny_cfg, ratio, brightness):
+    """Synthesise without noise, read back in `linear` mode with the sidecar's ratio, white balance
+    and colour matrix: each packed channel must hold the linear sRGB value of its CFA colour, whatever
+    the scene's brightness draw (the recorded ratio includes it)."""
     rng = np.random.default_rng(1)
     blocks = rng.integers(40, 220, (3, 8, 12, 3), dtype=np.uint8)  # one colour per 2x2 block
     gt_rgb = blocks.repeat(2, axis=1).repeat(2, axis=2)
     params = synthesis.draw_camera_params(rng, tiny_cfg["synthesis"])
-    params = dataclasses.replace(params, ratio=1.0, shot_gain=1e-4, read_noise=0.0, row_noise=0.0, brightness=1.0)
+    params = dataclasses.replace(params, ratio=ratio, shot_gain=1e-4, read_noise=0.0, row_noise=0.0, brightness=brightness)
     synthesis.write_pair("clip", gt_rgb, synthesis.synthesize(gt_rgb, params, rng),
                          synthesis.sidecar(params, 30.0, "test"), tiny_cfg["data"])
 
@@ -48,7 +50,8 @@ def test_clip_round_trips_through_the_linear_reader(tiny_cfg):
     y = blocks / 255.0
     linear = (0.5 - np.sin(np.arcsin(1 - 2 * y) / 3)) ** 2.2  # hand-written inverse tone and gamma
     expected = linear[..., [1, 2, 0, 1]]  # G, B, R, G
-    np.testing.assert_allclose(clip.normalize(np.asarray(clip.packed_raw)), expected, atol=2e-3)
+    # Rounding to whole DN, amplified by the ratio, white balance and colour matrix, is the tolerance.
+    np.testing.assert_allclose(clip.normalize(np.asarray(clip.packed_raw)), expected, atol=2e-3 * ratio / brightness)
 
 
 def test_flat_patch_matches_poisson_gaussian_prediction():
