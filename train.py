@@ -96,6 +96,14 @@ def validation_arrays(clips, train_cfg):
     return np.stack([p for p, _ in pairs]), np.stack([g for _, g in pairs])
 
 
+def validation_dataset(packed, gt_rgb, batch_size):
+    """Whole batches only: the last one is filled up with crops repeated at weight 0, because a
+    multi-worker run cannot split a partial batch (one worker would get an empty one)."""
+    index = np.arange(len(packed) + (-len(packed) % batch_size)) % len(packed)
+    weight = (np.arange(len(index)) < len(packed)).astype(np.float32)
+    return tf.data.Dataset.from_tensor_slices((packed[index], gt_rgb[index], weight)).batch(batch_size)
+
+
 # ---------------------------------------------------------------------------------------------
 # Model and training step
 
@@ -123,6 +131,13 @@ class TrainingModel(keras.Model):
         optimizer.build(self.generator.trainable_variables)
         if d_optimizer is not None:
             d_optimizer.build(self.discriminator.trainable_variables)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras averages a distributed batch eagerly here only to build what build() and compile()
+        # have built already, and under MultiWorkerMirroredStrategy that average fails
+        # (keras-team/keras#20585): skip it once the model is built.
+        if not self.built:
+            super()._maybe_symbolic_build(iterator, data_batch)
 
     @property
     def metrics(self):
@@ -160,7 +175,7 @@ class TrainingModel(keras.Model):
     def test_step(self, batch):
         """Validation loss, and PSNR / SSIM as test.py measures them: on the uint8 levels the
         output is saved as, per frame, then averaged over frames and clips."""
-        packed, gt_rgb = batch
+        packed, gt_rgb, weight = keras.utils.unpack_x_y_sample_weight(batch)
         rgb = tf.clip_by_value(self.generator(packed, training=False), 0.0, 1.0)
         total, terms = self.loss_fn(gt_rgb, rgb)
         gt_levels, levels = metrics.to_levels(gt_rgb), metrics.to_levels(rgb)
@@ -168,13 +183,16 @@ class TrainingModel(keras.Model):
         values = {"loss": total, **terms, "psnr": tf.reduce_mean(metrics.psnr_levels(gt_levels, levels), axis=1),
                   "ssim": losses.per_example(metrics.ssim_levels(losses.frames_as_batch(gt_levels),
                                                                 losses.frames_as_batch(levels)), batch_size)}
-        return self._track(self.val_trackers, values)
+        return self._track(self.val_trackers, values, weight)
 
-    @staticmethod
-    def _track(trackers, values):
+    def _track(self, trackers, values, weight=None):
         for name, value in values.items():
-            trackers[name].update_state(value)
-        return {name: trackers[name].result() for name in values}
+            trackers[name].update_state(value, sample_weight=weight)
+        results = {name: trackers[name].result() for name in values}
+        if isinstance(self.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras averages multi-worker logs along an axis 0 that scalars lack (keras-team/keras#20585).
+            return {name: tf.reshape(result, [1]) for name, result in results.items()}
+        return results
 
 
 def learning_rate(train_cfg, steps_per_epoch):
@@ -228,8 +246,13 @@ def load_initial_weights(generator, path):
 # ---------------------------------------------------------------------------------------------
 
 
-def experiment_folder(cfg):
-    return Path(cfg["train"]["checkpoint_root"]) / cfg["experiment"]
+def experiment_folder(cfg, strategy=None):
+    """Where a run writes. In a multi-worker run the chief writes there; every other worker keeps
+    its own copy in worker<N>/ below it, its backup included, so that each can resume."""
+    folder = Path(cfg["train"]["checkpoint_root"]) / cfg["experiment"]
+    if strategy is None or strategy.extended.should_checkpoint:
+        return folder
+    return folder / f"worker{strategy.cluster_resolver.task_id}"
 
 
 def start_or_resume(folder, cfg, restart):
@@ -269,12 +292,13 @@ def train(cfg, extra_callbacks=(), verbose="auto", restart=False):
         tf.config.experimental.enable_op_determinism()
     plan = SamplePlan(train_clips, train_cfg, cfg["seed"])
     steps_per_epoch = plan.per_epoch // train_cfg["batch_size"]
-    with make_strategy(train_cfg["strategy"]).scope():
+    strategy = make_strategy(train_cfg["strategy"])
+    with strategy.scope():
         model = build_enhancer(cfg, loss_fn, steps_per_epoch)
     if train_cfg["init_weights"]:
         load_initial_weights(model.generator, train_cfg["init_weights"])
 
-    folder = experiment_folder(cfg)
+    folder = experiment_folder(cfg, strategy)
     start_or_resume(folder, cfg, restart)
     policy, why = network.resolve_precision(cfg["model"])
     print(f"precision: {policy} ({why})")
@@ -295,9 +319,8 @@ def train(cfg, extra_callbacks=(), verbose="auto", restart=False):
                 valid_clips[0].fps or cfg["test"]["fps"]),
         *extra_callbacks,
     ]
-    validation = tf.data.Dataset.from_tensor_slices((valid_packed, valid_gt)).batch(train_cfg["batch_size"])
     return model.fit(training_dataset(train_clips, plan, train_cfg), epochs=train_cfg["epochs"],
-                     validation_data=validation, callbacks=run_callbacks, verbose=verbose, shuffle=False)
+                     validation_data=validation_dataset(valid_packed, valid_gt, train_cfg["batch_size"]), callbacks=run_callbacks, verbose=verbose, shuffle=False)
 
 
 def main(argv=None):

@@ -1,6 +1,8 @@
 """train.py: learning, exact resume, distribution, bf16, GAN, previews and early config errors."""
 import itertools
 import json
+import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -180,6 +182,36 @@ def test_mirrored_strategy_matches_one_device(tiny_data, tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "replicas agree" in done.stdout
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def test_two_workers_on_localhost_train_like_one_device(tiny_data, tmp_path):
+    """train.strategy=multi_worker, two processes with TF_CONFIG as on two machines: the chief writes
+    the run's folder, the other worker its own copy below it, and both end with the same weights."""
+    workers = [f"localhost:{free_port()}" for _ in range(2)]
+    common = [*TINY, "train.epochs=2", "train.steps_per_epoch=2", "train.preview_every=0", "experiment=mw"]
+    command = [sys.executable, str(Path(train.__file__)), "--set", *tiny_data, *common,
+               f"train.checkpoint_root={tmp_path}", "train.strategy=multi_worker"]
+    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={
+        **os.environ, "TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})})
+        for i in range(2)]
+    outputs = [p.communicate(timeout=300)[0] for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    chief, other = tmp_path / "mw", tmp_path / "mw" / "worker1"
+    for folder in (chief, other):
+        assert (folder / "log.csv").is_file() and not (folder / "backup").exists()
+    assert not (chief / "worker0").exists()
+    for a, b in zip(read_weights(chief / "last.weights.h5"), read_weights(other / "last.weights.h5"), strict=True):
+        np.testing.assert_array_equal(a, b)
+    train.train(tiny_cfg(tiny_data, tmp_path / "one", *common), verbose=0)
+    for a, b in zip(read_weights(chief / "last.weights.h5"), read_weights(tmp_path / "one" / "mw" / "last.weights.h5"),
+                    strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
 
 
 def test_bfloat16_trains_with_float32_output(tiny_data, tmp_path):
