@@ -11,8 +11,10 @@ depth-to-space per frame. Sizes that are not multiples of 2**depth work: pooling
 each up-sampled map is cropped to its skip connection, as the original did.
 """
 import argparse
+import math
 import os
 
+import h5py
 import keras
 from keras import layers, ops
 
@@ -144,6 +146,22 @@ def build_unet(model_cfg, input_shape=(None, None, None, 4)):
     x = _conv(x, 12, (1, 1, 1), "head", dtype)
     rgb = DepthToSpace(name="rgb", dtype="float32")(x)
     return keras.Model(packed_raw, rgb, name="resnet_unet" if model_cfg["resnet"] else "unet")
+
+
+def weights_architecture(path):
+    """What a U-Net weights file says of the model that wrote it, read from its kernels' shapes:
+    {base_channels, depth, temporal_kernel, resnet}, or {} if it holds no U-Net. For an error that
+    names what differs when no config.yaml lies beside the weights."""
+    kernels = []
+    with h5py.File(path, "r") as weights:
+        weights.visititems(lambda _, item: kernels.append(item.shape)
+                           if isinstance(item, h5py.Dataset) and item.ndim == 5 else None)
+    first = [k for k in kernels if k[1:4] == (3, 3, 4)]  # (time, 3, 3, in, out): the packed input's conv
+    if not first:
+        return {}
+    base = first[0][4]
+    return {"base_channels": base, "depth": round(math.log2(max(k[4] for k in kernels) / base)),
+            "temporal_kernel": first[0][0], "resnet": sum(k[:3] == (1, 1, 1) for k in kernels) > 1}
 
 
 def build_discriminator(gan_cfg, frame_height, frame_width, dtype="float32"):

@@ -88,7 +88,7 @@ def load_generator(cfg, weights):
     try:
         model.load_weights(weights)
     except (ValueError, OSError) as error:
-        saved = (saved_config(weights) or {}).get("model", {})
+        saved = (saved_config(weights) or {}).get("model") or network.weights_architecture(weights)
         differs = [f"model.{key}: checkpoint {saved[key]!r}, configured {value!r}"
                    for key, value in cfg["model"].items() if key in saved and saved[key] != value
                    and key in CHECKPOINT_KEYS["model"]]

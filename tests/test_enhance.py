@@ -199,7 +199,8 @@ def test_missing_and_incompatible_checkpoints(experiment, tmp_path, monkeypatch)
         run(folders + ["model.depth=3"], "2")
     other = tmp_path / "other.weights.h5"
     network.build_unet(config.load_config(overrides=["model.depth=2", "model.base_channels=8"])["model"]).save_weights(other)
-    with pytest.raises(ValueError, match="other.weights.h5 does not fit the configured model"):
+    with pytest.raises(ValueError, match=r"other.weights.h5 does not fit the configured model \(model.depth: checkpoint 2, "
+                       r"configured 3; model.base_channels: checkpoint 8, configured 16\)"):
         run(folders, "2", "--weights", str(other))
 
 
