@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+import camera_raw
 import config
 import data
 from atomic import atomic_output
@@ -33,12 +34,24 @@ SATURATION = 0.9  # of white - black: flats above it are left out of the fit
 NEAR_BLACK = 5.0  # DN: flats below it say more about read noise than about K
 
 
-def read_frames(path):
+def check_iso(frames, iso):
+    """Every file of a folder at the ISO the command line gives it (where the metadata records one)."""
+    recorded = {name: camera_raw.iso_speed(name) for name in frames.paths}
+    settings = sorted({value for value in recorded.values() if value})
+    if len(settings) > 1:
+        raise ValueError(f"{frames.paths[0].parent}: frames of mixed ISO ({', '.join(f'{v:g}' for v in settings)}); "
+                         "give each ISO its own folder")
+    if settings and settings[0] != iso:
+        raise ValueError(f"{frames.paths[0].parent}: the files record ISO {settings[0]:g}, the command line says {iso}")
+
+
+def read_frames(path, iso):
     """(packed (F, h, w, 4) uint16 in GBRG order, white level or None) from a folder of camera raw
-    frames or a packed .npy clip."""
+    frames of that ISO or a packed .npy clip."""
     path = Path(path)
     if path.is_dir():
         frames = RawFolder(path)
+        check_iso(frames, iso)
         return np.asarray(frames[0:len(frames)]), frames.meta["white_level"]
     return np.asarray(data.load_packed_raw(path)), None
 
@@ -96,7 +109,7 @@ def calibrate(bias_sets, flat_sets):
     """The camera profile as a dict, and the photon transfer points for the plot."""
     profile, plots = {"isos": {}}, {}
     for iso, paths in sorted(bias_sets.items()):
-        frames = [read_frames(p) for p in paths]
+        frames = [read_frames(p, iso) for p in paths]
         packed = np.concatenate([f for f, _ in frames])
         if len(packed) < MIN_FRAMES["bias"]:
             raise ValueError(f"ISO {iso}: {len(packed)} bias frame(s); at least {MIN_FRAMES['bias']} are needed")
@@ -106,7 +119,7 @@ def calibrate(bias_sets, flat_sets):
         if white is not None:
             profile["white_level"] = float(white)
         for path in flat_sets.get(iso, []):
-            level, _ = read_frames(path)
+            level, _ = read_frames(path, iso)
             if len(level) < MIN_FRAMES["flats"]:
                 raise ValueError(f"{path}: {len(level)} flat frame(s); at least {MIN_FRAMES['flats']} of each level are needed")
             plots.setdefault(iso, []).append(flat_point(level, black))

@@ -76,6 +76,12 @@ def frame_meta(raw, path):
     }
 
 
+def iso_speed(path):
+    """The ISO setting the file records, or 0 where its metadata has none."""
+    with _open(path) as raw:
+        return float(raw.other.iso_speed)
+
+
 def read_packed(path, meta):
     """One raw frame -> packed (h, w, 4) uint16 in GBRG order."""
     with _open(path) as raw:
