@@ -47,13 +47,14 @@ def check_iso(frames, iso):
 
 def read_frames(path, iso):
     """(packed (F, h, w, 4) uint16 in GBRG order, white level or None) from a folder of camera raw
-    frames of that ISO or a packed .npy clip."""
+    frames of that ISO or a packed .npy clip (its white level from a sidecar beside it, if any)."""
     path = Path(path)
     if path.is_dir():
         frames = RawFolder(path)
         check_iso(frames, iso)
         return np.asarray(frames[0:len(frames)]), frames.meta["white_level"]
-    return np.asarray(data.load_packed_raw(path)), None
+    sidecar = data.load_sidecar(path) or {}
+    return np.asarray(data.load_packed_raw(path)), sidecar.get("white_level")
 
 
 def bias_statistics(packed):
@@ -135,7 +136,7 @@ def calibrate(bias_sets, flat_sets):
         profile["read_noise_vs_gain"] = log_linear(k, [e["read_noise"] for e in gains.values()])
         profile["row_noise_vs_gain"] = log_linear(k, [max(e["row_noise"], 1e-3) for e in gains.values()])
         profile["shot_gain_range"] = [min(k), max(k)]
-    profile["black_level"] = profile["isos"][min(profile["isos"])]["black_level"]
+    profile["black_level"] = list(profile["isos"][min(profile["isos"])]["black_level"])  # a copy: no YAML anchor
     return profile, plots
 
 

@@ -34,6 +34,9 @@ DEFAULTS = {
         "gt_dir": "0_data/gt_he",
         "lists_dir": "0_data",
         "customized_dir": "0_data/customized",  # your own packed clips (no ground truth): test case 3
+        # The broad set's fetched packages (about 600 MB, fetched once): shared by every dataset
+        # built from them, e.g. one synthesised for your own camera in another lists_dir.
+        "downloads_dir": "0_data/downloads",
         # `he`: the original's global histogram equalisation over the whole clip, then / 65535.
         # `linear`: (x - black) / (white - black) * ratio, then white balance (and colour matrix).
         "normalization": "linear",

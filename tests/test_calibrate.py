@@ -1,5 +1,7 @@
 """calibrate.py: a simulated sensor with known noise, written as DNG and as npy, is recovered; the
 profile drives synthesis; bad inputs say what is wrong."""
+import json
+
 import numpy as np
 import pytest
 import yaml
@@ -41,6 +43,7 @@ def write_sensor(root, as_dng):
             else:
                 path = path.with_suffix(".npy")
                 np.save(path, packed)
+                path.with_suffix(".json").write_text(json.dumps({"white_level": WHITE}))  # a sidecar, as a camera's files record it
             (bias if name == "bias" else flats).append(f"{iso}={path}")
     return bias, flats
 
@@ -60,6 +63,7 @@ def test_a_simulated_sensor_is_recovered(tmp_path, as_dng, monkeypatch):
     slope, intercept = profile["read_noise_vs_gain"]
     assert np.exp(slope * np.log(1.6) + intercept) == pytest.approx(2.5, rel=0.05)
     assert (tmp_path / "figure" / "cam_photon_transfer.png").is_file()
+    assert synthesis.load_profile(tmp_path / "cam.yaml")["white_level"] == WHITE  # what synthesis needs is there
 
 
 def test_synthesis_follows_the_profile(tmp_path):
