@@ -38,6 +38,7 @@ TABLES = {
     "temporal": ["baseline", "unet_2d"],
     "input": ["baseline", "clip_negative", "time_padding_zeros"],
     "breadth": ["default_set", "baseline", "unet_2d"],
+    "precision": ["bf16", "float32"],
 }
 BUDGETS = {  # applied before a row's file, which may change them; command-line values come last
     # 20 epochs x 40 steps of batch 4, 8x64x64 packed crops, 16 channels: ~7 minutes a row on 2 cores.
@@ -94,19 +95,20 @@ def run_row(row, budget_name, overrides):
     log = figures.read_log(train.experiment_folder(cfg) / "log.csv")
     label = row if run == row else f"{row} (= {run})"
     return {"row": label, "experiment": name, **{k: overall["network"][k] for k in test_script.SCORES},
-            "train_loss": log["loss"][-1], "val_loss": log["val_loss"][-1], "minutes": sum(log["epoch_seconds"]) / 60}
+            "train_loss": log["loss"][-1], "val_loss": log["val_loss"][-1], "val_psnr": max(log["val_psnr"]),
+            "minutes": sum(log["epoch_seconds"]) / 60}
 
 
 def markdown(rows):
-    lines = ["| row | PSNR | SSIM | MSE(MABD) 1e-3 | cast R, G, B | chroma err | train loss | val loss | wall (min) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| row | PSNR | SSIM | MSE(MABD) 1e-3 | cast R, G, B | chroma err | train loss | val loss | best val PSNR | wall (min) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         if "status" in r:
-            lines.append(f"| {r['row']} | {r['status']} | | | | | | | |")
+            lines.append(f"| {r['row']} | {r['status']} | | | | | | | | |")
         else:
             lines.append(f"| {r['row']} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['mse_mabd']:.3f} | "
                          f"{r['cast_r']:+.1f}, {r['cast_g']:+.1f}, {r['cast_b']:+.1f} | {r['chroma_error']:.3f} | "
-                         f"{r['train_loss']:.4f} | {r['val_loss']:.4f} | {r['minutes']:.1f} |")
+                         f"{r['train_loss']:.4f} | {r['val_loss']:.4f} | {r['val_psnr']:.2f} | {r['minutes']:.1f} |")
     return "\n".join(lines) + "\n"
 
 
