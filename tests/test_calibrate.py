@@ -108,3 +108,19 @@ def test_a_folder_of_mixed_or_mislabelled_iso_is_refused(tmp_path, monkeypatch):
     assert calibrate.calibrate({800: [folder]}, {})[0]["isos"][800]["read_noise"] > 0
     monkeypatch.setattr(camera_raw, "iso_speed", lambda path: 0.0)  # no ISO recorded: the command line's holds
     assert 3200 in calibrate.calibrate({3200: [folder]}, {})[0]["isos"]
+
+
+def test_camera_experiment_films_the_noisy_sensor_it_names(tmp_path):
+    """camera_experiment.py's camera lies outside every generic noise range, and calibrate.py
+    recovers it from the frames the experiment writes."""
+    import camera_experiment
+
+    cfg = config.load_config()
+    bias, flats = camera_experiment.write_calibration_frames(tmp_path, cfg)
+    profile, _ = calibrate.calibrate(calibrate.parse_sets(bias, "bias"), calibrate.parse_sets(flats, "flats"))
+    assert profile["white_level"] == cfg["synthesis"]["white_level"]
+    for iso, (gain, read, row) in camera_experiment.SENSOR.items():
+        assert gain > cfg["synthesis"]["shot_gain_range"][1] and read > cfg["synthesis"]["read_noise_range"][1]
+        assert row > cfg["synthesis"]["row_noise_range"][1]
+        got = profile["isos"][iso]
+        assert (got["shot_gain"], got["read_noise"], got["row_noise"]) == pytest.approx((gain, read, row), rel=0.05)
