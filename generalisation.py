@@ -62,7 +62,7 @@ def held_out_lists(overrides):
 def measure(list_path, overrides):
     """test.py's evaluation of a list, with the model's and the command line's settings; returns the
     overall {method: scores}."""
-    cfg, weights = test_script.test_config(test_script.parse_args(["--set", *overrides]))
+    cfg, weights = test_script.test_config(test_script.parse_args(["--set", *overrides] if overrides else []))
     folder = Path(cfg["test"]["result_root"]) / cfg["experiment"] / Path(list_path).name
     return test_script.evaluate(data.open_list(list_path, cfg["data"]), cfg, weights, folder)
 
