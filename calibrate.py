@@ -36,8 +36,7 @@ NEAR_BLACK = 5.0  # DN: flats below it say more about read noise than about K
 
 def check_iso(frames, iso):
     """Every file of a folder at the ISO the command line gives it (where the metadata records one)."""
-    recorded = {name: camera_raw.iso_speed(name) for name in frames.paths}
-    settings = sorted({value for value in recorded.values() if value})
+    settings = sorted({camera_raw.iso_speed(path) for path in frames.paths} - {0.0})
     if len(settings) > 1:
         raise ValueError(f"{frames.paths[0].parent}: frames of mixed ISO ({', '.join(f'{v:g}' for v in settings)}); "
                          "give each ISO its own folder")

@@ -153,15 +153,32 @@ def weights_architecture(path):
     {base_channels, depth, temporal_kernel, resnet}, or {} if it holds no U-Net. For an error that
     names what differs when no config.yaml lies beside the weights."""
     kernels = []
-    with h5py.File(path, "r") as weights:
-        weights.visititems(lambda _, item: kernels.append(item.shape)
-                           if isinstance(item, h5py.Dataset) and item.ndim == 5 else None)
+    try:
+        with h5py.File(path, "r") as weights:
+            weights.visititems(lambda _, item: kernels.append(item.shape)
+                               if isinstance(item, h5py.Dataset) and item.ndim == 5 else None)
+    except OSError:  # not an HDF5 file: Keras' own reason says more
+        return {}
     first = [k for k in kernels if k[1:4] == (3, 3, 4)]  # (time, 3, 3, in, out): the packed input's conv
     if not first:
         return {}
     base = first[0][4]
     return {"base_channels": base, "depth": round(math.log2(max(k[4] for k in kernels) / base)),
             "temporal_kernel": first[0][0], "resnet": sum(k[:3] == (1, 1, 1) for k in kernels) > 1}
+
+
+def load_weights(model, model_cfg, path, saved_model_cfg=None):
+    """Load U-Net weights into `model`. A misfit names each setting that differs from the model that
+    wrote them: `saved_model_cfg` (e.g. the config.yaml beside them), else what their kernels' shapes
+    say, else Keras' own reason."""
+    try:
+        model.load_weights(path)
+    except (ValueError, OSError) as error:
+        saved = saved_model_cfg or weights_architecture(path)
+        differs = [f"model.{key}: checkpoint {saved[key]!r}, configured {value!r}"
+                   for key, value in model_cfg.items() if key in saved and saved[key] != value]
+        reason = "; ".join(differs) or str(error).strip().splitlines()[-1]
+        raise ValueError(f"{path} does not fit the configured model ({reason})") from None
 
 
 def build_discriminator(gan_cfg, frame_height, frame_width, dtype="float32"):

@@ -85,15 +85,8 @@ def test_config(args):
 def load_generator(cfg, weights):
     """The configured U-Net with the weights; a misfit names what differs from the checkpoint."""
     model = network.build_unet(cfg["model"])
-    try:
-        model.load_weights(weights)
-    except (ValueError, OSError) as error:
-        saved = (saved_config(weights) or {}).get("model") or network.weights_architecture(weights)
-        differs = [f"model.{key}: checkpoint {saved[key]!r}, configured {value!r}"
-                   for key, value in cfg["model"].items() if key in saved and saved[key] != value
-                   and key in CHECKPOINT_KEYS["model"]]
-        reason = "; ".join(differs) or str(error).strip().splitlines()[-1]
-        raise ValueError(f"{weights} does not fit the configured model ({reason})") from None
+    saved = (saved_config(weights) or {}).get("model", {})
+    network.load_weights(model, cfg["model"], weights, {k: saved[k] for k in CHECKPOINT_KEYS["model"] if k in saved})
     return model
 
 

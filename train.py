@@ -231,16 +231,15 @@ def build_enhancer(cfg, loss_fn, steps_per_epoch):
     return model
 
 
-def load_initial_weights(generator, path):
+def load_initial_weights(generator, model_cfg, path):
     """Fine-tuning: the generator starts from saved weights (BackupAndRestore, if resuming, then
     puts back the interrupted run's own)."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"train.init_weights: {path}: no such weights file")
     try:
-        generator.load_weights(path)
+        network.load_weights(generator, model_cfg, path)
     except ValueError as error:
-        reason = str(error).strip().splitlines()[-1]
-        raise ValueError(f"train.init_weights: {path} does not fit the configured model ({reason})") from None
+        raise ValueError(f"train.init_weights: {error}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -296,7 +295,7 @@ def train(cfg, extra_callbacks=(), verbose="auto", restart=False):
     with strategy.scope():
         model = build_enhancer(cfg, loss_fn, steps_per_epoch)
     if train_cfg["init_weights"]:
-        load_initial_weights(model.generator, train_cfg["init_weights"])
+        load_initial_weights(model.generator, cfg["model"], train_cfg["init_weights"])
 
     folder = experiment_folder(cfg, strategy)
     start_or_resume(folder, cfg, restart)
@@ -320,7 +319,8 @@ def train(cfg, extra_callbacks=(), verbose="auto", restart=False):
         *extra_callbacks,
     ]
     return model.fit(training_dataset(train_clips, plan, train_cfg), epochs=train_cfg["epochs"],
-                     validation_data=validation_dataset(valid_packed, valid_gt, train_cfg["batch_size"]), callbacks=run_callbacks, verbose=verbose, shuffle=False)
+                     validation_data=validation_dataset(valid_packed, valid_gt, train_cfg["batch_size"]),
+                     callbacks=run_callbacks, verbose=verbose, shuffle=False)
 
 
 def main(argv=None):
