@@ -140,7 +140,7 @@ DEFAULTS = {
         "fps": 25.0,  # for clips whose sidecar gives none (camera raw folders)
     },
     "loss": {
-        # The total loss is the weighted sum of these terms: l1, region, structure, vgg.
+        # The total loss is the weighted sum of these terms: cast, l1, region, structure, vgg.
         # Multi-loss 1: {structure: 1, region: 1, vgg: 0.01}; multi-loss 2: {l1: 1, structure: 1, region: 1}.
         "terms": {"l1": 1.0},
         "region_threshold": 0.7,  # ground-truth luminance below it is "dark"
@@ -165,7 +165,7 @@ PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 TIME_PADDINGS = ("replicate", "zeros")
 
 MAPPING_VALUES = {("loss", "terms")}  # mappings that an override replaces whole, not key by key
-LOSS_TERMS = ("l1", "region", "structure", "vgg")
+LOSS_TERMS = ("cast", "l1", "region", "structure", "vgg")
 DEPTHS = (2, 3, 4)
 LEAKY_SLOPE = 0.2  # leaky ReLU of every conv, as in the original
 

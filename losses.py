@@ -5,6 +5,7 @@ average over the global batch. `make_loss(loss_cfg)` builds the weighted sum nam
     loss.terms: {l1: 1}                             the baseline
     loss.terms: {structure: 1, region: 1, vgg: 0.01}  multi-loss 1
     loss.terms: {l1: 1, structure: 1, region: 1}      multi-loss 2
+plus `cast`, this project's: the error of each frame's mean colour (see cast_loss).
 """
 import os
 from pathlib import Path
@@ -53,6 +54,17 @@ def region_loss(gt_rgb, rgb, threshold, weights):
         total = tf.reduce_sum(tf.reshape(mask * error, (tf.shape(mask)[0], -1)), axis=1)
         terms.append(weight * total / tf.maximum(3.0 * count, 1.0))
     return terms[0] + terms[1]
+
+
+def cast_loss(gt_rgb, rgb):
+    """Mean absolute error of each frame's mean R, G and B: a brightness or colour cast of the whole frame.
+
+    Per-pixel L1 barely pulls on a global gain (its gradient from noisy pixels largely cancels), and
+    a model warm-started from one that had to guess each clip's exposure kept guessing: its outputs
+    drifted to 0.8-1.5x the ground truth's brightness from clip to clip. This term pulls on the
+    frame's mean directly; it is the `cast` column of metrics.py, in [0, 1] instead of levels."""
+    frame_means = tf.reduce_mean(rgb - gt_rgb, axis=[2, 3])  # (B, F, 3)
+    return _per_example_mean(tf.abs(frame_means))
 
 
 def ssim(gt_rgb, rgb):
@@ -124,6 +136,8 @@ def make_loss(loss_cfg):
     for name in loss_cfg["terms"]:
         if name == "l1":
             terms[name] = l1_loss
+        elif name == "cast":
+            terms[name] = cast_loss
         elif name == "region":
             terms[name] = lambda gt, out: region_loss(gt, out, loss_cfg["region_threshold"], loss_cfg["region_weights"])
         elif name == "structure":

@@ -41,6 +41,18 @@ def test_region_loss_by_hand():
     np.testing.assert_allclose(all_dark, [4 * np.abs(rgb - gt_rgb).mean() * 0.1], rtol=1e-5)
 
 
+def test_cast_loss_by_hand():
+    # Example 0: frame 0 is 0.1 too bright in R only; frame 1 is 0.2 too dark in all channels.
+    # Example 1: +0.3 and -0.3 in two pixels of one frame: no cast, although every pixel is wrong.
+    gt_rgb = np.full((2, 2, 2, 1, 3), 0.5, np.float32)
+    rgb = gt_rgb.copy()
+    rgb[0, 0, ..., 0] += 0.1
+    rgb[0, 1] -= 0.2
+    rgb[1, 0, 0], rgb[1, 0, 1] = 0.8, 0.2
+    expected = [(0.1 / 3 + 0.2) / 2, 0.0]
+    np.testing.assert_allclose(losses.cast_loss(gt_rgb, rgb).numpy(), expected, atol=1e-6)
+
+
 def test_combinator_weights_the_configured_terms():
     rng = np.random.default_rng(1)
     gt_rgb, rgb = smooth_video(rng, (2, 2, 24, 24, 3)), smooth_video(rng, (2, 2, 24, 24, 3))
@@ -48,7 +60,7 @@ def test_combinator_weights_the_configured_terms():
     assert sorted(terms) == ["l1", "region", "structure"] and total.shape == (2,)
     expected = np.abs(rgb - gt_rgb).reshape(2, -1).mean(1) + 0.5 * terms["structure"] + 2 * terms["region"]
     np.testing.assert_allclose(total.numpy(), expected, rtol=1e-5)
-    with pytest.raises(ValueError, match="unknown loss 'perceptual'; known losses: l1, region, structure, vgg"):
+    with pytest.raises(ValueError, match="unknown loss 'perceptual'; known losses: cast, l1, region, structure, vgg"):
         config.load_config(overrides=["loss.terms={perceptual: 1}"])
 
 
