@@ -134,6 +134,10 @@ DEFAULTS = {
         "tile_frames": 72,
         "tile_size": 512,  # at most, packed pixels (the output tile is twice as large)
         "overlap_frames": 8,
+        # Frames mirrored at each end of a clip before enhancing, then dropped: the end frames (and
+        # clips of a few frames) see neighbours on both sides. 8 gained 0.5-0.9 dB on the first frame
+        # of 2-8 frame clips with the shipped model; it costs 16 frames of work per clip.
+        "mirror_frames": 8,
         "overlap_size": 32,  # packed pixels
         "result_root": "2_result",  # results in ROOT/EXPERIMENT/CASE/
         "checkpoint": "best",  # best or last weights of the experiment
@@ -310,6 +314,8 @@ def validate(cfg):
     if train["strategy"] not in STRATEGIES:
         raise ValueError(f"train.strategy must be one of {STRATEGIES}, got {train['strategy']!r}")
     test = cfg["test"]
+    if not isinstance(test["mirror_frames"], int) or test["mirror_frames"] < 0:
+        raise ValueError(f"test.mirror_frames must be an integer >= 0, got {test['mirror_frames']!r}")
     if not 0 <= test["overlap_frames"] < test["tile_frames"] or not 0 <= test["overlap_size"] < test["tile_size"]:
         raise ValueError("test overlaps must be at least 0 and smaller than their tiles "
                          f"(tile_frames {test['tile_frames']}, overlap_frames {test['overlap_frames']}, "

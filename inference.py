@@ -8,6 +8,10 @@ Tiles are blended with weights that ramp up smoothly across each overlap, so no 
 a few windows of input and output are in memory at a time: a 10,000-frame clip needs the memory of
 a 200-frame one.
 
+The clip is first extended at each end by `mirror_frames` frames mirrored about its end frame
+(frames 1, 2, ... before frame 0), and the extension is dropped after enhancing: an end frame then
+has neighbours on both sides, as a middle frame does, instead of copies of itself.
+
 Three stages overlap, each a step ahead of the next at most: reading and normalising the next
 window (a thread), the network on the current one (a thread), and whatever the caller does with the
 finished frames (encoding, metrics), so the model is rarely left waiting.
@@ -71,9 +75,11 @@ class TiledEnhancer:
         return in_background(self._enhance(clip))
 
     def _enhance(self, clip):
-        overlap = self.cfg["overlap_frames"]
-        tile, starts = tile_plan(len(clip.packed_raw), self.cfg["tile_frames"], overlap)
-        windows = in_background(clip.normalize(data.read_frames(clip.packed_raw, start, start + tile)) for start in starts)
+        length, overlap = len(clip.packed_raw), self.cfg["overlap_frames"]
+        mirror = min(self.cfg["mirror_frames"], length - 1)
+        tile, starts = tile_plan(length + 2 * mirror, self.cfg["tile_frames"], overlap)
+        windows = in_background(clip.normalize(read_mirrored(clip.packed_raw, start - mirror, start - mirror + tile))
+                                for start in starts)
         carry_sum = carry_weight = None  # the blended tail that the next window overlaps
         for i, (start, packed) in enumerate(zip(starts, windows)):
             time_weight = ramp(tile, overlap)[:, None, None, None]
@@ -83,9 +89,20 @@ class TiledEnhancer:
                 window_sum[:len(carry_sum)] += carry_sum
                 window_weight[:len(carry_weight)] += carry_weight
             done = (starts[i + 1] - start) if i + 1 < len(starts) else tile
-            rgb = window_sum[:done] / window_weight[:done]
-            yield start, to_uint8(rgb)
+            first, stop = max(start, mirror), min(start + done, mirror + length)  # the clip's own frames
+            if first < stop:
+                yield first - mirror, to_uint8(window_sum[first - start:stop - start] / window_weight[first - start:stop - start])
             carry_sum, carry_weight = window_sum[done:], window_weight[done:]
+
+
+def read_mirrored(array, start, stop):
+    """Frames [start, stop) of a clip mirrored about its first and last frame: frame -k is frame k,
+    frame length - 1 + k is frame length - 1 - k (for k < length)."""
+    length = len(array)
+    index = np.abs(np.arange(start, stop))
+    index = np.where(index >= length, 2 * (length - 1) - index, index)
+    first = index.min()
+    return data.read_frames(array, first, index.max() + 1)[index - first]
 
 
 def in_background(items, ahead=1):

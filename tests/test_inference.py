@@ -62,7 +62,7 @@ def test_tile_plan_uses_the_fewest_equal_tiles():
 
 def test_one_tile_equals_the_untiled_model():
     model, clip = textured_model(), make_clip(frames=6, height=13, width=21)
-    tiled = run(inference.TiledEnhancer(model, tiling_cfg(tile_frames=8, tile_size=32, overlap_frames=0, overlap_size=0)),
+    tiled = run(inference.TiledEnhancer(model, tiling_cfg(tile_frames=8, tile_size=32, overlap_frames=0, overlap_size=0, mirror_frames=0)),
                 clip)
     untiled = to_uint8(model(clip.packed_raw[None]).numpy()[0])
     assert tiled.shape == (6, 26, 42, 3) and np.abs(tiled.astype(int) - untiled).max() <= 1
@@ -77,6 +77,21 @@ def test_time_windows_blend_exactly():
         tiled = run(inference.TiledEnhancer(model, tiling_cfg(tile_frames=tile, overlap_frames=overlap, tile_size=64)),
                     clip)
         assert np.abs(tiled.astype(int) - untiled).max() <= 1, (tile, overlap)
+
+
+def test_clip_ends_are_mirrored_then_dropped():
+    """Re-derived by hand: 3 mirrored frames at each end of a 6-frame clip are 3 2 1 | 0 .. 5 | 4 3 2,
+    enhanced in one window, and the clip's own 6 frames kept. A 1-frame clip has nothing to mirror."""
+    model, clip = textured_model(), make_clip(frames=6, height=8, width=12)
+    mirrored = clip.packed_raw[[3, 2, 1, 0, 1, 2, 3, 4, 5, 4, 3, 2]]
+    expected = to_uint8(model(mirrored[None]).numpy()[0][3:9]).astype(int)
+    cfg = tiling_cfg(tile_frames=16, overlap_frames=2, tile_size=64, overlap_size=0, mirror_frames=3)
+    assert np.abs(run(inference.TiledEnhancer(model, cfg), clip).astype(int) - expected).max() <= 1
+    windowed = tiling_cfg(tile_frames=5, overlap_frames=2, tile_size=64, overlap_size=0, mirror_frames=3)
+    assert run(inference.TiledEnhancer(model, windowed), clip).shape == (6, 16, 24, 3)  # windows over the ends
+    one = make_clip(frames=1, height=8, width=12)
+    assert run(inference.TiledEnhancer(model, cfg), one).shape == (1, 16, 24, 3)
+    np.testing.assert_array_equal(inference.read_mirrored(np.arange(4), -3, 7), [3, 2, 1, 0, 1, 2, 3, 2, 1, 0])
 
 
 def test_spatial_tiles_stay_close_and_show_no_seam():
@@ -235,7 +250,7 @@ def test_time_windows_of_a_3d_model_blend_with_the_ramp():
     weight (e.g. all ones) shows."""
     model = textured_model(temporal_kernel=3)
     clip = make_clip(frames=14, height=8, width=12)
-    cfg = tiling_cfg(tile_frames=8, overlap_frames=4, tile_size=64, overlap_size=0)
+    cfg = tiling_cfg(tile_frames=8, overlap_frames=4, tile_size=64, overlap_size=0, mirror_frames=0)
     tile, starts = inference.tile_plan(14, 8, 4)
     total = np.zeros((14, 16, 24, 3))
     weights = np.zeros((14, 1, 1, 1))
