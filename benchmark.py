@@ -12,13 +12,17 @@
    normalisation, tiling, blending and H.264 encoding, in frames per second, against the model's
    own cost over the same voxels (one tile's forward pass, scaled), float32 and mixed_bfloat16;
 5. memory: peak resident memory of inference on 200 and on 2,000 frames, and of smoid training,
-   each in a fresh process.
+   each in a fresh process;
+6. with --compare-torch (PyTorch installed; never a requirement): the same U-Net's training step in
+   PyTorch, float32 and bf16 autocast, each in its faster memory layout, in this same process, against
+   the step of the precision `auto` picks here (needs the training section).
 
 Every time is the median of --runs timed runs after a warm-up, taken in the same process as the
 reference it is divided by. --quick runs everything on tiny sizes (for CI: it checks that the
 benchmark works and writes well-formed JSON, not how fast anything is).
 """
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -61,6 +65,7 @@ TARGETS = {  # figure: (comparison, bound)
     "inference_bf16_ratio": ("max", 1.20),
     "inference_memory_ratio": ("max", 1.10),
     "training_peak_memory_gib": ("max", 4.0),
+    "torch_best_over_auto_step": ("min", 1.0),
 }
 
 
@@ -130,6 +135,91 @@ def bench_training(size, runs, roofline, root):
     return results
 
 
+def torch_unet(model_cfg):
+    """network.build_unet's plain U-Net in PyTorch (channels first): the same convolutions, time
+    padding by replication, 2x2 pooling and up-sampling per frame, head and depth-to-space."""
+    import torch
+    from torch import nn
+    from torch.nn import functional
+
+    def conv_pair(channels_in, channels):
+        return nn.ModuleList([nn.Conv3d(channels_in, channels, 3), nn.Conv3d(channels, channels, 3)])
+
+    def run_pair(pair, x):
+        for conv in pair:
+            x = functional.pad(functional.pad(x, (0, 0, 0, 0, 1, 1), mode="replicate"), (1, 1, 1, 1))
+            x = functional.leaky_relu(conv(x), config.LEAKY_SLOPE)
+        return x
+
+    class UNet(nn.Module):
+        def __init__(self, depth, base):
+            super().__init__()
+            self.down = nn.ModuleList([conv_pair(4 if level == 0 else base * 2 ** (level - 1), base * 2**level)
+                                       for level in range(depth + 1)])
+            self.up = nn.ModuleList([nn.ConvTranspose3d(base * 2 ** (level + 1), base * 2**level, (1, 2, 2),
+                                                        stride=(1, 2, 2), bias=False) for level in range(depth)])
+            self.dec = nn.ModuleList([conv_pair(base * 2 ** (level + 1), base * 2**level) for level in range(depth)])
+            self.head = nn.Conv3d(base, 12, 1)
+
+        def forward(self, x):
+            skips = []
+            for level, pair in enumerate(self.down):
+                x = run_pair(pair, x)
+                if level < len(self.up):
+                    skips.append(x)
+                    x = functional.max_pool3d(x, (1, 2, 2), ceil_mode=True)
+            for level in reversed(range(len(self.up))):
+                skip = skips[level]
+                x = self.up[level](x)[..., :skip.shape[3], :skip.shape[4]]
+                x = run_pair(self.dec[level], torch.cat([x, skip], dim=1))
+            x = self.head(x)  # (B, 12, T, h, w) -> (B * T, 12, h, w) -> depth to space
+            batch, channels, frames, height, width = x.shape
+            x = x.transpose(1, 2).reshape(batch * frames, channels, height, width)
+            return functional.pixel_shuffle(x, 2)
+
+    return UNet(model_cfg["depth"], model_cfg["base_channels"])
+
+
+def bench_torch(size, runs, results):
+    """PyTorch's step times, measured by a fresh process of this run, one after the other on the same
+    machine: a CUDA build of PyTorch 2.14 pulls in Triton, whose import crashed (segmentation fault)
+    in a process where TensorFlow 2.21 had run."""
+    done = subprocess.run([sys.executable, __file__, "--child", size, "torch", str(runs)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark child for PyTorch failed:\n{done.stderr[-3000:]}")
+    torch_results = json.loads(done.stdout.strip().splitlines()[-1])
+    chosen = {policy: name for name, policy in POLICIES.items()}[network.dtype_policy(bench_config(size)["model"])]
+    best = min(torch_results["torch_f32_s"], torch_results["torch_bf16_s"])
+    return {**torch_results, "torch_best_over_auto_step": best / results[f"training_compute_{chosen}_s"]}
+
+
+def torch_step_seconds(size, runs):
+    """PyTorch's training step (forward, L1, backward, Adam) of the same U-Net at the same crop, in
+    float32 and in bf16 autocast, each in the faster of its two memory layouts."""
+    import torch
+    torch.set_num_threads(os.cpu_count())
+    frames, height, width = SIZES[size]["crop"]
+    model_cfg = bench_config(size)["model"]
+    seconds = {}
+    for precision, autocast in (("f32", False), ("bf16", True)):
+        for layout in (torch.contiguous_format, torch.channels_last_3d):
+            model = torch_unet(model_cfg).to(memory_format=layout)
+            optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+            packed = torch.rand(1, 4, frames, height, width).to(memory_format=layout)
+            gt_rgb = torch.rand(frames, 3, 2 * height, 2 * width)
+
+            def step():
+                optimizer.zero_grad()
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                    loss = torch.mean(torch.abs(model(packed).float() - gt_rgb))
+                loss.backward()
+                optimizer.step()
+
+            layout_seconds = median_seconds(step, runs, warmup=2)
+            seconds[precision] = min(seconds.get(precision, layout_seconds), layout_seconds)
+    return {"torch_f32_s": seconds["f32"], "torch_bf16_s": seconds["bf16"], "torch_version": torch.__version__}
+
+
 def make_clip(path, frames, height, width):
     """A dark packed clip of a moving still, with its sidecar, at the benchmark's size."""
     import skimage.data
@@ -186,8 +276,11 @@ def peak_memory_gib(*child_args):
 
 
 def child(args):
-    """Run one memory measurement and print this process's peak resident memory (kB)."""
+    """Run one memory measurement and print this process's peak resident memory (kB); or, for
+    `torch`, print PyTorch's step times as JSON."""
     size, kind, *paths = args.child
+    if kind == "torch":
+        return print(json.dumps(torch_step_seconds(size, int(paths[0]))))
     if kind == "infer":
         enhance_file(bench_config(size), paths[0], Path(paths[1]))()
     else:
@@ -239,7 +332,7 @@ def report(results):
 
 
 def report_markdown(results):
-    machine_keys = ("cpu", "cores", "gpus", "cpu_flags", "precision_auto_why", "tensorflow", "python")
+    machine_keys = ("cpu", "cores", "gpus", "cpu_flags", "precision_auto_why", "tensorflow", "torch_version", "python")
     head = "; ".join(f"{key}: {results[key]}" for key in machine_keys if key in results)
     rows = "".join(f"| {key} | {value:.3f} | {bound} | {met} |\n" for key, value, bound, met in judged(results))
     return f"Machine: {head}.\n\n| figure | value | target | met |\n| --- | --- | --- | --- |\n{rows}"
@@ -252,6 +345,8 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=3, help="timed runs per figure (after a warm-up)")
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS),
                         help="measure only these (training needs roofline)")
+    parser.add_argument("--compare-torch", action="store_true",
+                        help="also time the same U-Net's training step in PyTorch (needs the training section)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -259,6 +354,10 @@ def main(argv=None):
     size = "quick" if args.quick else "full"
     if "training" in args.sections and "roofline" not in args.sections:
         parser.error("the training figures are ratios to the roofline: add --sections roofline")
+    if args.compare_torch and "training" not in args.sections:
+        parser.error("--compare-torch compares with this project's training step: add --sections roofline training")
+    if args.compare_torch and importlib.util.find_spec("torch") is None:
+        parser.error("--compare-torch needs PyTorch (pip install torch), which the project itself never needs")
     results = {"size": size, **machine()}
     if "roofline" in args.sections:
         results["matmul_f32_gflops"] = matmul_gflops(SIZES[size]["matmul"], tf.float32, args.runs)
@@ -266,6 +365,8 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="benchmark_") as root:
         if "training" in args.sections:
             results.update(bench_training(size, args.runs, results, root))
+        if args.compare_torch:
+            results.update(bench_torch(size, args.runs, results))
         if "inference" in args.sections or "memory" in args.sections:
             make_clip(Path(root) / "clip.npy", *SIZES[size]["clip"])
         if "inference" in args.sections:

@@ -3,14 +3,19 @@ It asserts no timings: speed targets live in the benchmark's output, not in test
 import json
 import math
 
+import numpy as np
+import pytest
+
 import benchmark
+import config
+import network
 
 
 def test_quick_benchmark_writes_well_formed_json(tmp_path):
     benchmark.main(["--quick", "--runs", "1", "--json", str(tmp_path / "bench.json")])
     results = json.loads((tmp_path / "bench.json").read_text())
     assert results["size"] == "quick" and results["cores"] >= 1 and results["tensorflow"]
-    for key in list(benchmark.TARGETS) + ["matmul_f32_gflops", "matmul_bf16_gflops", "inference_f32_fps",
+    for key in [k for k in benchmark.TARGETS if not k.startswith("torch")] + ["matmul_f32_gflops", "matmul_bf16_gflops", "inference_f32_fps",
                                           "training_step_gflop", "inference_long_peak_memory_gib"]:
         assert isinstance(results[key], float) and math.isfinite(results[key]) and results[key] > 0, key
     report = benchmark.report(results)
@@ -23,3 +28,32 @@ def test_report_judges_each_figure_against_its_target():
     verdicts = {line.split()[0]: line.split()[-1] for line in lines}
     assert verdicts == {"training_end_to_end_ratio": "NO", "training_compute_f32_ratio": "yes",
                         "matmul_f32_gflops": "300.000"}  # no target: no verdict
+
+
+def test_torch_unet_is_the_same_network():
+    """--compare-torch times a PyTorch copy of the U-Net: with the Keras model's weights copied in,
+    it must give the Keras model's output (odd sizes, so cropping counts). Skipped without PyTorch."""
+    torch = pytest.importorskip("torch")
+    model_cfg = config.load_config(overrides=["model.depth=2", "model.base_channels=4", "model.precision=float32"])["model"]
+    keras_unet, torch_unet = network.build_unet(model_cfg), benchmark.torch_unet(model_cfg)
+    for layer in keras_unet.layers:
+        if not layer.get_weights():
+            continue
+        kernel, *bias = layer.get_weights()
+        # Conv3D (t, h, w, in, out) -> (out, in, t, h, w); Conv3DTranspose (t, h, w, out, in) -> (in, out, t, h, w)
+        kernel = kernel.transpose(4, 3, 0, 1, 2)
+        if layer.name == "head":  # Keras' depth-to-space reads channel (dy * 2 + dx) * 3 + c, PyTorch's c * 4 + dy * 2 + dx
+            order = [(k % 4) * 3 + k // 4 for k in range(12)]
+            kernel, bias = kernel[order], [bias[0][order]]
+        name, _, which = layer.name.partition("_conv")
+        module = {"head": torch_unet.head}.get(layer.name) or (
+            torch_unet.up[int(name[2:])] if name.startswith("up") else
+            (torch_unet.down if name.startswith("down") else torch_unet.dec)[int(name[-1])][int(which) - 1])
+        module.weight.data = torch.from_numpy(np.ascontiguousarray(kernel))
+        if bias:
+            module.bias.data = torch.from_numpy(bias[0])
+    packed = np.random.default_rng(0).random((1, 3, 9, 11, 4)).astype(np.float32)
+    expected = keras_unet(packed).numpy()[0]  # (T, H, W, 3)
+    with torch.no_grad():
+        got = torch_unet(torch.from_numpy(packed).permute(0, 4, 1, 2, 3)).numpy().transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
