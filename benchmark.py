@@ -28,7 +28,6 @@ import os
 import platform
 import subprocess
 import sys
-import resource
 import statistics
 import tempfile
 import timeit
@@ -287,7 +286,15 @@ def child(args):
         cfg = bench_config(size, "train.epochs=1", f"train.checkpoint_root={paths[0]}/ckpt",
                            "train.preview_every=0", root=paths[0])
         train.train(cfg, verbose=0)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # peak resident memory, kB on Linux
+    print(peak_resident_kib())
+
+
+def peak_resident_kib():
+    """This process's peak resident memory (VmHWM). Not getrusage's ru_maxrss: Linux keeps that
+    across exec, so a child started from a large parent reported the parent's peak (every memory
+    row of an earlier run read the same 5.9 GiB)."""
+    status = Path("/proc/self/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
 
 
 def bench_memory(size, root):
