@@ -29,7 +29,7 @@ from atomic import atomic_output
 
 RATIOS = (50, 100, 200, 300)
 COLOURED_RATIO = 200
-SHORT_FRAMES = (1, 2, 4, 8)
+SHORT_FRAMES = (1, 2, 4, 8, 16)
 NEUTRAL = {"illuminant_probability": 0.0, "colour_augment_probability": 0.0}
 COLOURED = {"illuminant_probability": 1.0, "colour_augment_probability": 0.0}
 COLOUR_COLUMNS = "cast R, G, B | chroma err"
@@ -139,7 +139,8 @@ def short_clip_table(overrides, middle=24):
 
 def camera_raw_frame(folder, overrides, ratio=50):
     """One held-out frame under blue stage light, as a camera would record it in a DNG (RGGB, its
-    own XYZ -> camera matrix, as-shot neutral); returns the ratio that restores its exposure."""
+    own XYZ -> camera matrix, as-shot neutral); returns the ratio that restores its exposure and
+    the scene's mean chromaticity (linear sRGB)."""
     cfg = config.load_config(overrides=overrides)
     name, _, load = next(s for s in synthesis.default_sources() if s[0].startswith(tuple(cfg["data"]["held_out"])))
     synth = {**cfg["synthesis"], "frames": 1, "ratio_range": [ratio, ratio]}
@@ -153,7 +154,7 @@ def camera_raw_frame(folder, overrides, ratio=50):
     Path(folder).mkdir(parents=True, exist_ok=True)
     camera_raw.write_dng(Path(folder) / "frame.dng", mosaic[1:-1], "RGGB", params.black_level, params.white_level,
                          neutral, cam_xyz)
-    return params.recorded_ratio
+    return params.recorded_ratio, linear_chromaticity(gt_rgb, synthesis.srgb_to_linear)
 
 
 def linear_chromaticity(srgb_frames, curve):
@@ -165,7 +166,7 @@ def camera_raw_table(overrides):
     (camera white balance, no auto-brightness, linear output), both compared in linear sRGB."""
     cfg = config.load_config(overrides=overrides)
     folder = Path(cfg["data"]["lists_dir"]) / "camera_raw_check"
-    ratio = camera_raw_frame(folder, overrides)
+    ratio, scene = camera_raw_frame(folder, overrides)
     args = test_script.parse_args(["--set", *overrides, f"data.ratio={ratio}"])
     cfg, weights = test_script.test_config(args)
     enhancer = test_script.make_enhancer(cfg, weights)
@@ -179,7 +180,8 @@ def camera_raw_table(overrides):
     packed = clip.normalize(clip.packed_raw[0:1]).reshape(-1, 4)
     network_input = metrics.chromaticity(packed[:, [2, 0, 1]].mean(axis=0, dtype=np.float64))  # R, G, B of GBRG
     lines = ["| rendering of the DNG | chromaticity r, g, b (linear sRGB) | distance to LibRaw |", "| --- | --- | --- |"]
-    for label, chroma in (("LibRaw (camera white balance, same brightness)", reference), ("this model", ours),
+    for label, chroma in (("LibRaw (camera white balance, same brightness)", reference),
+                          ("the scene (the ground truth it was made from)", scene), ("this model", ours),
                           ("the network's input (white-balanced, colour-corrected)", network_input)):
         lines.append(f"| {label} | {chroma[0]:.3f}, {chroma[1]:.3f}, {chroma[2]:.3f} | "
                      f"{np.linalg.norm(chroma - reference):.3f} |")
