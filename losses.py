@@ -60,8 +60,8 @@ def cast_loss(gt_rgb, rgb):
     """Mean absolute error of each frame's mean R, G and B: a brightness or colour cast of the whole frame.
 
     Per-pixel L1 barely pulls on a global gain (its gradient from noisy pixels largely cancels), and
-    a model warm-started from one that had to guess each clip's exposure kept guessing: its outputs
-    drifted to 0.8-1.5x the ground truth's brightness from clip to clip. This term pulls on the
+    a model warm-started from one that had to guess each clip's exposure kept guessing: its outputs'
+    brightness drifted from clip to clip. This term pulls on the
     frame's mean directly; it is the `cast` column of metrics.py, in [0, 1] instead of levels."""
     frame_means = tf.reduce_mean(rgb - gt_rgb, axis=[2, 3])  # (B, F, 3)
     return _per_example_mean(tf.abs(frame_means))
