@@ -61,8 +61,8 @@ def cast_loss(gt_rgb, rgb):
 
     Per-pixel L1 barely pulls on a global gain (its gradient from noisy pixels largely cancels), and
     a model warm-started from one that had to guess each clip's exposure kept guessing: its outputs'
-    brightness drifted from clip to clip. This term pulls on the
-    frame's mean directly; it is the `cast` column of metrics.py, in [0, 1] instead of levels."""
+    brightness drifted from clip to clip. This term pulls on the frame's mean directly; it is the
+    `cast` column of metrics.py, in [0, 1] instead of levels."""
     frame_means = tf.reduce_mean(rgb - gt_rgb, axis=[2, 3])  # (B, F, 3)
     return _per_example_mean(tf.abs(frame_means))
 
