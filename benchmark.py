@@ -14,8 +14,8 @@
 5. memory: peak resident memory of inference on 200 and on 2,000 frames, and of smoid training,
    each in a fresh process;
 6. with --compare-torch (PyTorch installed; never a requirement): the same U-Net's training step in
-   PyTorch, float32 and bf16 autocast, each in its faster memory layout, in this same process, against
-   the step of the precision `auto` picks here (needs the training section).
+   PyTorch, float32 and bf16 autocast, each in its faster memory layout, timed by a fresh process of
+   this run, against the step of the precision `auto` picks here (needs the training section).
 
 Every time is the median of --runs timed runs after a warm-up, taken in the same process as the
 reference it is divided by. --quick runs everything on tiny sizes (for CI: it checks that the
@@ -69,6 +69,11 @@ TARGETS = {  # figure: (comparison, bound)
 
 
 POLICIES = {"f32": "float32", "bf16": "mixed_bfloat16"}
+
+
+def auto_precision(size):
+    """The POLICIES key of the precision that `auto` picks on this machine."""
+    return {policy: name for name, policy in POLICIES.items()}[network.dtype_policy(bench_config(size)["model"])]
 
 
 def median_seconds(run, runs, warmup=1):
@@ -128,7 +133,7 @@ def bench_training(size, runs, roofline, root):
     cfg = bench_config(size, root=root)
     plan = train.SamplePlan(clips, cfg["train"], cfg["seed"])
     from_disk = iter(train.training_dataset(clips, plan, cfg["train"]).repeat())
-    chosen = {policy: name for name, policy in POLICIES.items()}[network.dtype_policy(cfg["model"])]
+    chosen = auto_precision(size)
     results["training_end_to_end_s"] = training_seconds(cfg, from_disk, runs)  # precision: auto
     results["training_end_to_end_ratio"] = results["training_end_to_end_s"] / results[f"training_compute_{chosen}_s"]
     return results
@@ -187,9 +192,8 @@ def bench_torch(size, runs, results):
     if done.returncode != 0:
         raise RuntimeError(f"benchmark child for PyTorch failed:\n{done.stderr[-3000:]}")
     torch_results = json.loads(done.stdout.strip().splitlines()[-1])
-    chosen = {policy: name for name, policy in POLICIES.items()}[network.dtype_policy(bench_config(size)["model"])]
     best = min(torch_results["torch_f32_s"], torch_results["torch_bf16_s"])
-    return {**torch_results, "torch_best_over_auto_step": best / results[f"training_compute_{chosen}_s"]}
+    return {**torch_results, "torch_best_over_auto_step": best / results[f"training_compute_{auto_precision(size)}_s"]}
 
 
 def torch_step_seconds(size, runs):

@@ -91,7 +91,8 @@ class TiledEnhancer:
             done = (starts[i + 1] - start) if i + 1 < len(starts) else tile
             first, stop = max(start, mirror), min(start + done, mirror + length)  # the clip's own frames
             if first < stop:
-                yield first - mirror, to_uint8(window_sum[first - start:stop - start] / window_weight[first - start:stop - start])
+                own = slice(first - start, stop - start)
+                yield first - mirror, to_uint8(window_sum[own] / window_weight[own])
             carry_sum, carry_weight = window_sum[done:], window_weight[done:]
 
 

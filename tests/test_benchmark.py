@@ -15,8 +15,9 @@ def test_quick_benchmark_writes_well_formed_json(tmp_path):
     benchmark.main(["--quick", "--runs", "1", "--json", str(tmp_path / "bench.json")])
     results = json.loads((tmp_path / "bench.json").read_text())
     assert results["size"] == "quick" and results["cores"] >= 1 and results["tensorflow"]
-    for key in [k for k in benchmark.TARGETS if not k.startswith("torch")] + ["matmul_f32_gflops", "matmul_bf16_gflops", "inference_f32_fps",
-                                          "training_step_gflop", "inference_long_peak_memory_gib"]:
+    without_torch = [key for key in benchmark.TARGETS if not key.startswith("torch")]  # --compare-torch only
+    for key in without_torch + ["matmul_f32_gflops", "matmul_bf16_gflops", "inference_f32_fps",
+                                "training_step_gflop", "inference_long_peak_memory_gib"]:
         assert isinstance(results[key], float) and math.isfinite(results[key]) and results[key] > 0, key
     report = benchmark.report(results)
     assert "training_compute_f32_ratio" in report
