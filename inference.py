@@ -58,6 +58,8 @@ class TiledEnhancer:
         frames, height, width, _ = packed.shape
         size, overlap = self.cfg["tile_size"], self.cfg["overlap_size"]
         (tile_h, tops), (tile_w, lefts) = tile_plan(height, size, overlap), tile_plan(width, size, overlap)
+        if len(tops) == len(lefts) == 1:  # one tile: nothing to blend, and no passes over the frames
+            return self._run(tf.constant(packed[None])).numpy()[0]
         weight = (ramp(2 * tile_h, 2 * overlap)[:, None] * ramp(2 * tile_w, 2 * overlap)[None, :])[..., None]
         total = np.zeros((frames, 2 * height, 2 * width, 3), np.float32)
         weights = np.zeros((2 * height, 2 * width, 1), np.float32)

@@ -11,6 +11,7 @@ import inference
 import metrics
 import network
 import synthesis
+import video_io
 from video_io import VideoWriter, read_video, to_uint8, write_video
 
 
@@ -165,6 +166,14 @@ def test_mp4_round_trips(tmp_path):
     meta = next(reader)
     reader.close()
     assert meta["codec"] == "h264" and "yuv420p" in meta["pix_fmt"]
+
+
+def test_frames_are_counted_without_decoding_and_a_cut_file_counts_none(tmp_path):
+    path = tmp_path / "clip.mp4"
+    write_video(path, np.random.default_rng(0).integers(0, 256, (7, 32, 48, 3), dtype=np.uint8), 25)
+    assert video_io.count_frames(path) == len(read_video(path)[0]) == 7
+    path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])  # as a full disk leaves it
+    assert video_io.count_frames(path) == 0
 
 
 def test_failed_write_leaves_no_video(tmp_path):
