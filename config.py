@@ -140,6 +140,10 @@ DEFAULTS = {
         # one window more, 240 frames of work instead of 216).
         "mirror_frames": 8,
         "overlap_size": 32,  # packed pixels
+        # Scale each enhanced frame's R, G and B (in linear light) so that their means equal the
+        # input's (inference.anchor_colour): the network drifts in brightness and colour as a whole,
+        # the input's means do not. Linear input only (`he` input has no linear light).
+        "anchor_colour": True,
         "result_root": "2_result",  # results in ROOT/EXPERIMENT/CASE/
         "checkpoint": "best",  # best or last weights of the experiment
         "fps": 25.0,  # for clips whose sidecar gives none (camera raw folders)
@@ -256,7 +260,8 @@ def _check_types(cfg):
         if not (_number(weight) and weight >= 0):
             raise ValueError(f"loss.terms.{name} must be a number >= 0, got {weight!r}")
     for section, key in (("model", "resnet"), ("gan", "enabled"), ("train", "augment"), ("data", "apply_ccm"),
-                         ("data", "clip_negative"), ("train", "jit_compile"), ("train", "deterministic")):
+                         ("data", "clip_negative"), ("train", "jit_compile"), ("train", "deterministic"),
+                         ("test", "anchor_colour")):
         if not isinstance(cfg[section][key], bool):
             raise ValueError(f"{section}.{key} must be true or false, got {cfg[section][key]!r}")
 

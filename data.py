@@ -182,21 +182,27 @@ def apply_ccm_packed(packed, ccm):
     return out
 
 
+def make_linear(meta, data_cfg, where):
+    """A function from uint16 packed frames of this clip to linear sRGB at the target exposure,
+    neither floored nor capped: black subtracted, white balanced, times the ratio, colour corrected.
+    Its noise averages out, so its means are the scene's."""
+    black, gains, ccm = linear_params(meta, data_cfg, where)
+
+    def linear(frames):
+        x = (frames.astype(np.float32) - black) * gains
+        return x if ccm is None else apply_ccm_packed(x, ccm)
+    return linear
+
+
 def make_normalizer(packed_raw, meta, data_cfg, where):
     """A function from uint16 packed frames of this clip to float32 network input: [0, 1] for `he`,
     at most 1 and, unless data.clip_negative, signed below 0 for `linear`."""
     if data_cfg["normalization"] == "he":
         lut = he_lut(packed_raw)
         return lambda frames: lut[frames]
-    black, gains, ccm = linear_params(meta, data_cfg, where)
+    linear = make_linear(meta, data_cfg, where)
     floor = 0.0 if data_cfg["clip_negative"] else -np.inf
-
-    def normalize(frames):
-        x = (frames.astype(np.float32) - black) * gains
-        if ccm is not None:
-            x = apply_ccm_packed(x, ccm)
-        return np.clip(x, floor, 1.0)
-    return normalize
+    return lambda frames: np.clip(linear(frames), floor, 1.0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,6 +216,7 @@ class Clip:
     gt_rgb: np.ndarray | None  # memory-mapped (F, H, W, 3) uint8, None without ground truth
     meta: dict | None  # the sidecar
     normalize: Callable[[np.ndarray], np.ndarray]  # uint16 frames -> float32 input in [0, 1]
+    linear: Callable[[np.ndarray], np.ndarray] | None = None  # make_linear's; None for `he` input
 
     @property
     def fps(self):
@@ -223,9 +230,13 @@ def open_clip(input_path, gt_path, data_cfg, name=None):
     packed_raw = load_packed_raw(input_path)
     has_gt = gt_path is not None and Path(gt_path) != Path(input_path)
     gt_rgb = load_gt_rgb(gt_path, packed_raw.shape, input_path) if has_gt else None
-    meta = load_sidecar(input_path)
-    normalize = make_normalizer(packed_raw, meta, data_cfg, input_path)
-    return Clip(name or Path(input_path).stem, packed_raw, gt_rgb, meta, normalize)
+    return make_clip(name or Path(input_path).stem, packed_raw, gt_rgb, load_sidecar(input_path), data_cfg, input_path)
+
+
+def make_clip(name, packed_raw, gt_rgb, meta, data_cfg, where):
+    """A Clip whose input is normalised as data_cfg says, with its linear light where it has one."""
+    linear = make_linear(meta, data_cfg, where) if data_cfg["normalization"] == "linear" else None
+    return Clip(name, packed_raw, gt_rgb, meta, make_normalizer(packed_raw, meta, data_cfg, where), linear)
 
 
 def read_file_list(path):

@@ -67,20 +67,42 @@ def measure(list_path, overrides):
     return test_script.evaluate(data.open_list(list_path, cfg["data"]), cfg, weights, folder)
 
 
+def cast_cells(s):
+    return f"{s['cast_r']:+.1f}, {s['cast_g']:+.1f}, {s['cast_b']:+.1f}"
+
+
 def colour_cells(s):
-    return f"{s['cast_r']:+.1f}, {s['cast_g']:+.1f}, {s['cast_b']:+.1f} | {s['chroma_error']:.3f}"
+    return f"{cast_cells(s)} | {s['chroma_error']:.3f}"
 
 
-def held_out_table(overrides):
+def held_out_results(overrides):
+    """{clips label: test.py's overall scores} on the test list and the held-out lists."""
     cfg = config.load_config(overrides=overrides)
     lists = {"test list": Path(cfg["data"]["lists_dir"]) / "test_list", **held_out_lists(overrides)}
+    return {label: measure(path, overrides) for label, path in lists.items()}
+
+
+def held_out_table(results):
     lines = [f"| clips | PSNR | SSIM | MSE(MABD) 1e-3 | {COLOUR_COLUMNS} | linear baseline PSNR | HE baseline PSNR |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for label, path in lists.items():
-        overall = measure(path, overrides)
+    for label, overall in results.items():
         net = overall["network"]
         lines.append(f"| {label} | {net['psnr']:.2f} | {net['ssim']:.3f} | {net['mse_mabd']:.3f} | {colour_cells(net)} | "
                      f"{overall['linear']['psnr']:.2f} | {overall['he']['psnr']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def anchor_table(results, overrides):
+    """The held-out lists again with test.anchor_colour off (results in their own folder), beside `results`."""
+    cfg = config.load_config(overrides=overrides)
+    without = [*overrides, "test.anchor_colour=false", f"test.result_root={cfg['test']['result_root']}/without_anchor"]
+    lines = ["| clips | PSNR without -> with | SSIM without -> with | cast R, G, B without | cast R, G, B with | "
+             "chroma err without -> with |", "| --- | --- | --- | --- | --- | --- |"]
+    for label, path in held_out_lists(overrides).items():
+        off, on = measure(path, without)["network"], results[label]["network"]
+        lines.append(f"| {label} | {off['psnr']:.2f} -> {on['psnr']:.2f} | {off['ssim']:.3f} -> {on['ssim']:.3f} | "
+                     f"{cast_cells(off)} | {cast_cells(on)} | "
+                     f"{off['chroma_error']:.3f} -> {on['chroma_error']:.3f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -206,7 +228,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.compare:
         return publish("breadth", compare_table(args.compare, args.set))
-    publish("generalisation", held_out_table(args.set))
+    results = held_out_results(args.set)
+    publish("generalisation", held_out_table(results))
+    publish("anchor", anchor_table(results, args.set))
     publish("short_clips", short_clip_table(args.set))
     publish("camera_raw", camera_raw_table(args.set))
 

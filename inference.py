@@ -12,6 +12,10 @@ The clip is first extended at each end by `mirror_frames` frames mirrored about 
 (frames 1, 2, ... before frame 0), and the extension is dropped after enhancing: an end frame then
 has neighbours on both sides, as a middle frame does, instead of copies of itself.
 
+With `test.anchor_colour`, each finished frame's R, G and B are then scaled in linear light so that
+their means equal the input's (anchor_colour): the network's output drifts in brightness and colour
+as a whole, from clip to clip, while the input's means are the scene's.
+
 Three stages overlap, each a step ahead of the next at most: reading and normalising the next
 window (a thread), the network on the current one (a thread), and whatever the caller does with the
 finished frames (encoding, metrics), so the model is rarely left waiting.
@@ -24,7 +28,13 @@ import numpy as np
 import tensorflow as tf
 
 import data
+import synthesis
 from video_io import to_uint8
+
+NEAR_WHITE = 0.9  # linear light of an output block's brightest channel (sRGB level 0.96) left out of the anchor
+MIN_MEAN = 1e-4  # the mean linear light below which a frame's channel is not anchored
+LEVELS = 4096  # anchor_colour looks the tone curve up at 12 bits, finer than the 8 it saves
+LEVEL_TO_LINEAR = synthesis.linear_from_srgb(np.linspace(0, 1, LEVELS, dtype=np.float32))
 
 
 def tile_plan(length, max_tile, overlap):
@@ -80,10 +90,9 @@ class TiledEnhancer:
         length, overlap = len(clip.packed_raw), self.cfg["overlap_frames"]
         mirror = min(self.cfg["mirror_frames"], length - 1)
         tile, starts = tile_plan(length + 2 * mirror, self.cfg["tile_frames"], overlap)
-        windows = in_background(clip.normalize(read_mirrored(clip.packed_raw, start - mirror, start - mirror + tile))
-                                for start in starts)
+        windows = in_background(self._read(clip, start - mirror, start - mirror + tile) for start in starts)
         carry_sum = carry_weight = None  # the blended tail that the next window overlaps
-        for i, (start, packed) in enumerate(zip(starts, windows)):
+        for i, (start, (packed, linear)) in enumerate(zip(starts, windows)):
             time_weight = ramp(tile, overlap)[:, None, None, None]
             window_sum = self.enhance_window(packed) * time_weight
             window_weight = np.broadcast_to(time_weight, (tile, 1, 1, 1)).copy()
@@ -94,8 +103,46 @@ class TiledEnhancer:
             first, stop = max(start, mirror), min(start + done, mirror + length)  # the clip's own frames
             if first < stop:
                 own = slice(first - start, stop - start)
-                yield first - mirror, to_uint8(window_sum[own] / window_weight[own])
+                rgb = window_sum[own] / window_weight[own]
+                yield first - mirror, to_uint8(rgb) if linear is None else anchor_colour(rgb, linear[own])
             carry_sum, carry_weight = window_sum[done:], window_weight[done:]
+
+    def _read(self, clip, start, stop):
+        """Frames [start, stop) of the clip, mirrored at its ends: the network's input, and the
+        linear light that test.anchor_colour pins the output to (None without it)."""
+        packed_raw = read_mirrored(clip.packed_raw, start, stop)
+        anchor = self.cfg["anchor_colour"] and clip.linear is not None
+        return clip.normalize(packed_raw), clip.linear(packed_raw) if anchor else None
+
+
+def anchor_colour(rgb, linear):
+    """Float RGB frames -> uint8, each frame's R, G and B scaled in linear light so that their
+    means equal those of `linear` (the input's linear light, packed, at the target exposure) over
+    the 2x2 blocks where the output is not near white. The input's means are the scene's, its noise
+    averaging out, while the network's output drifts a little in brightness and colour as a whole.
+    Near-white blocks are left out: the output is capped at 1 there, while the input (a lamp, say)
+    may be far above. The tone curve is looked up at 12 bits: computed per pixel it cost more than
+    the network. Frame by frame, to need little memory."""
+    out = np.empty(rgb.shape, np.uint8)
+    for f, frame in enumerate(rgb):
+        levels = (np.clip(frame, 0, 1) * (LEVELS - 1) + 0.5).astype(np.int32)
+        gains = frame_gains(LEVEL_TO_LINEAR[levels], linear[f])
+        table = to_uint8(synthesis.linear_to_srgb(LEVEL_TO_LINEAR[:, None] * gains))  # (LEVELS, 3)
+        out[f] = table.T.ravel()[levels + np.arange(3) * LEVELS]
+    return out
+
+
+def frame_gains(out_linear, linear):
+    """(R, G, B) gains that bring one output frame's linear means (H, W, 3) to its input's
+    (H/2, W/2, 4 packed) over the blocks where the output is not near white."""
+    height, width, _ = out_linear.shape
+    out_blocks = out_linear.reshape(height // 2, 2, width // 2, 2, 3).mean(axis=(1, 3))
+    in_blocks = np.stack([linear[..., data.channel_index(c)].mean(axis=-1) for c in "RGB"], axis=-1)
+    keep = out_blocks.max(axis=-1, keepdims=True) < NEAR_WHITE
+    have, want = (out_blocks * keep).sum(axis=(0, 1)), (in_blocks * keep).sum(axis=(0, 1))
+    # A channel with next to no light keeps its output: the ratio of two tiny means is noise.
+    enough = have > MIN_MEAN * max(keep.sum(), 1)
+    return np.where(enough, np.maximum(want, 0) / np.where(enough, have, 1), 1.0).astype(np.float32)
 
 
 def read_mirrored(array, start, stop):

@@ -100,8 +100,7 @@ def open_input(path, cfg):
     if path.is_dir():
         frames = RawFolder(path)
         meta = dict(frames.meta, fps=cfg["test"]["fps"])  # data.ratio (--ratio) gives the exposure ratio
-        normalize = data.make_normalizer(frames, meta, cfg["data"], path)
-        return data.Clip(path.name, frames, None, meta, normalize)
+        return data.make_clip(path.name, frames, None, meta, cfg["data"], path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder")
     if path.suffix.lower() != ".npy":

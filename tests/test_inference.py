@@ -281,3 +281,39 @@ def test_a_single_frame_is_scored_without_mabd():
     scores.update(frame, frame)
     result = scores.result()
     assert result["frames"] == 1 and np.isnan(result["mse_mabd"]) and result["chroma_error"] == 0
+
+
+def test_anchor_colour_pins_each_frames_linear_means_to_the_input_but_not_on_a_lamp():
+    """Hand-computed: a flat output of linear light (0.1, 0.3, 0.2) whose input means are
+    (0.2, 0.3, 0.1), then twice as bright in frame 1, comes out as exactly those; a white lamp
+    (the input 50x above white) is left out of the means instead of pulling them up."""
+    rgb = np.broadcast_to(synthesis.linear_to_srgb(np.array([0.1, 0.3, 0.2])), (2, 4, 8, 3)).astype(np.float32)
+    rgb[:, :, 6:] = 1.0
+    linear = np.zeros((2, 2, 4, 4), np.float32)
+    for colour, value in zip("RGB", [0.2, 0.3, 0.1]):
+        linear[..., data.channel_index(colour)] = value
+    linear[1] *= 2
+    linear[:, :, 3] = 50.0
+    anchored = inference.anchor_colour(rgb, linear).astype(int)
+    for frame, light in enumerate([[0.2, 0.3, 0.1], [0.4, 0.6, 0.2]]):
+        expected = np.broadcast_to(synthesis.linear_to_srgb(np.array(light)) * 255, (4, 6, 3))
+        np.testing.assert_allclose(anchored[frame, :, :6], expected, atol=0.6)  # saved as uint8
+    dark = np.zeros((1, 2, 2, 3), np.float32)  # no light: nothing to anchor, and no division by zero
+    np.testing.assert_array_equal(inference.anchor_colour(dark, np.full((1, 1, 1, 4), 0.5, np.float32)), 0)
+
+
+def test_tiled_enhancement_anchors_every_frame_to_its_own_input():
+    """Through windows and mirrored ends: each output frame's linear means (re-derived from the
+    saved uint8 frames) equal its own input frame's, which differ frame by frame."""
+    rng = np.random.default_rng(0)
+    linear = (rng.random((11, 8, 12, 4)) * 0.6 * np.linspace(0.3, 1.0, 11)[:, None, None, None]).astype(np.float32)
+    clip = data.Clip("clip", linear, None, None, lambda x: np.asarray(x, np.float32), lambda x: np.asarray(x, np.float32))
+    cfg = tiling_cfg(tile_frames=6, overlap_frames=2, tile_size=64, overlap_size=0, mirror_frames=3)
+    out = synthesis.srgb_to_linear(run(inference.TiledEnhancer(textured_model(), cfg), clip))
+    blocks = out.reshape(11, 8, 2, 12, 2, 3).mean(axis=(2, 4))
+    keep = blocks.max(axis=-1, keepdims=True) < inference.NEAR_WHITE
+    assert keep.mean() > 0.5
+    inputs = np.stack([linear[..., data.channel_index(c)].mean(axis=-1) for c in "RGB"], axis=-1)
+    np.testing.assert_allclose((blocks * keep).sum(axis=(1, 2)), (inputs * keep).sum(axis=(1, 2)), rtol=0.02)
+    plain = run(inference.TiledEnhancer(textured_model(), {**cfg, "anchor_colour": False}), clip)
+    assert np.abs(synthesis.srgb_to_linear(plain).mean(axis=(1, 2)) - inputs.mean(axis=(1, 2))).max() > 0.05
