@@ -1,5 +1,5 @@
 """Regenerate the original's tables: train every row on the same budget, evaluate it on the test
-list with test.py, and write the table and its curves.
+list with test.py (the budget's list for every row), and write the table and its curves.
 
     python experiments.py TABLE [TABLE ...] [--budget cpu|smoid] [--set section.key=value ...]
     python experiments.py --list
@@ -21,6 +21,7 @@ import math
 from pathlib import Path
 
 import config
+import data
 import figures
 import losses
 import test as test_script
@@ -77,6 +78,12 @@ def finished(cfg):
     return config.load_config(folder / "config.yaml") == cfg
 
 
+def test_list(budget_name, overrides):
+    """The list every row of a table is measured on: the budget's, also for a row that trains on
+    lists of its own (default_set), so that the rows compare on the same clips."""
+    return Path(config.load_config(overrides=overrides, base=BUDGETS[budget_name])["data"]["lists_dir"]) / "test_list"
+
+
 def run_row(row, budget_name, overrides):
     """Train (unless already done) and evaluate one row; returns its line of the table."""
     run = trained_as(row, budget_name, overrides)
@@ -90,8 +97,8 @@ def run_row(row, budget_name, overrides):
     if not finished(cfg):
         train.train(cfg, verbose=2, restart=True)  # a row whose settings changed trains again
     folder = Path(cfg["test"]["result_root"]) / name / "test"  # with the row's whole configuration, budget included
-    overall = test_script.evaluate(test_script.open_case(2, cfg), cfg, train.experiment_folder(cfg) / "best.weights.h5",
-                                   folder, save_npy=True)
+    overall = test_script.evaluate(data.open_list(test_list(budget_name, overrides), cfg["data"]), cfg,
+                                   train.experiment_folder(cfg) / "best.weights.h5", folder, save_npy=True)
     log = figures.read_log(train.experiment_folder(cfg) / "log.csv")
     label = row if run == row else f"{row} (= {run})"
     return {"row": label, "experiment": name, **{k: overall["network"][k] for k in test_script.SCORES},

@@ -46,3 +46,10 @@ def test_toy_table_end_to_end(tmp_path, monkeypatch):
     # A finished row is not trained again.
     assert experiments.finished(config.load_config(experiments.EXPERIMENTS / "baseline.yaml",
                                                    folders + ["experiment=toy_baseline"], base=toy_budget))
+
+
+def test_every_row_is_measured_on_the_budgets_test_list():
+    """default_set trains on lists of its own; its row must still be scored on the others' test list."""
+    assert config.load_config(experiments.EXPERIMENTS / "default_set.yaml")["data"]["lists_dir"] != "0_data"
+    assert str(experiments.test_list("cpu", [])) == "0_data/test_list"
+    assert str(experiments.test_list("cpu", ["data.lists_dir=elsewhere"])) == "elsewhere/test_list"
