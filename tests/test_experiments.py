@@ -46,6 +46,10 @@ def test_toy_table_end_to_end(tmp_path, monkeypatch):
     # A finished row is not trained again.
     assert experiments.finished(config.load_config(experiments.EXPERIMENTS / "baseline.yaml",
                                                    folders + ["experiment=toy_baseline"], base=toy_budget))
+    # Nor when only how it is measured changes; a training setting trains it again.
+    for change, done in (("test.anchor_colour=false", True), ("train.learning_rate=0.1", False)):
+        assert experiments.finished(config.load_config(experiments.EXPERIMENTS / "baseline.yaml",
+                                                       folders + ["experiment=toy_baseline", change], base=toy_budget)) is done
 
 
 def test_every_row_is_measured_on_the_budgets_test_list():
