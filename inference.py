@@ -24,6 +24,7 @@ import math
 import queue
 import threading
 
+import cv2
 import numpy as np
 import tensorflow as tf
 
@@ -33,8 +34,7 @@ from video_io import to_uint8
 
 NEAR_WHITE = 0.9  # linear light of an output block's brightest channel (sRGB level 0.96) left out of the anchor
 MIN_MEAN = 1e-4  # the mean linear light below which a frame's channel is not anchored
-LEVELS = 4096  # anchor_colour looks the tone curve up at 12 bits, finer than the 8 it saves
-LEVEL_TO_LINEAR = synthesis.linear_from_srgb(np.linspace(0, 1, LEVELS, dtype=np.float32))
+LEVEL_TO_LINEAR = synthesis.srgb_to_linear(np.arange(256, dtype=np.uint8))  # uint8 level -> linear light
 
 
 def tile_plan(length, max_tile, overlap):
@@ -121,25 +121,22 @@ def anchor_colour(rgb, linear):
     the 2x2 blocks where the output is not near white. The input's means are the scene's, its noise
     averaging out, while the network's output drifts a little in brightness and colour as a whole.
     Near-white blocks are left out: the output is capped at 1 there, while the input (a lamp, say)
-    may be far above. The tone curve is looked up at 12 bits: computed per pixel it cost more than
-    the network. Frame by frame, to need little memory."""
-    out = np.empty(rgb.shape, np.uint8)
-    for f, frame in enumerate(rgb):
-        levels = (np.clip(frame, 0, 1) * (LEVELS - 1) + 0.5).astype(np.int32)
-        gains = frame_gains(LEVEL_TO_LINEAR[levels], linear[f])
-        table = to_uint8(synthesis.linear_to_srgb(LEVEL_TO_LINEAR[:, None] * gains))  # (LEVELS, 3)
-        out[f] = table.T.ravel()[levels + np.arange(3) * LEVELS]
+    may be far above. The frames are rounded to their uint8 levels first, and the tone curve is
+    applied by lookup (cv2.LUT): computed per pixel it cost more than the network."""
+    out = to_uint8(rgb)
+    for f, frame in enumerate(out):
+        out_blocks = cv2.resize(cv2.LUT(frame, LEVEL_TO_LINEAR[None]), None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+        gains = frame_gains(out_blocks, linear[f])
+        out[f] = cv2.LUT(frame, to_uint8(synthesis.linear_to_srgb(LEVEL_TO_LINEAR[:, None] * gains))[None])
     return out
 
 
-def frame_gains(out_linear, linear):
-    """(R, G, B) gains that bring one output frame's linear means (H, W, 3) to its input's
-    (H/2, W/2, 4 packed) over the blocks where the output is not near white."""
-    height, width, _ = out_linear.shape
-    out_blocks = out_linear.reshape(height // 2, 2, width // 2, 2, 3).mean(axis=(1, 3))
-    in_blocks = np.stack([linear[..., data.channel_index(c)].mean(axis=-1) for c in "RGB"], axis=-1)
-    keep = out_blocks.max(axis=-1, keepdims=True) < NEAR_WHITE
-    have, want = (out_blocks * keep).sum(axis=(0, 1)), (in_blocks * keep).sum(axis=(0, 1))
+def frame_gains(out_blocks, linear):
+    """(R, G, B) gains that bring one output frame's linear light, as means of its 2x2 blocks
+    (H/2, W/2, 3), to its input's (H/2, W/2, 4 packed) over the blocks not near white."""
+    keep = (out_blocks.max(axis=-1) < NEAR_WHITE).astype(np.float32)
+    have, packed = np.tensordot(keep, out_blocks, axes=2), np.tensordot(keep, linear, axes=2)  # sums over the kept blocks
+    want = np.array([packed[data.channel_index(c)].mean() for c in "RGB"])
     # A channel with next to no light keeps its output: the ratio of two tiny means is noise.
     enough = have > MIN_MEAN * max(keep.sum(), 1)
     return np.where(enough, np.maximum(want, 0) / np.where(enough, have, 1), 1.0).astype(np.float32)

@@ -184,12 +184,8 @@ def calibrated(params, profile, log_uniform):
 
 def srgb_to_linear(gt_rgb):
     """Undo the tone curve and the gamma: uint8 sRGB -> linear [0, 1] float32."""
-    return linear_from_srgb(gt_rgb.astype(np.float32) / 255.0)
-
-
-def linear_from_srgb(srgb):
-    """Float sRGB in [0, 1] -> linear [0, 1]: the inverse of linear_to_srgb."""
-    x = 0.5 - np.sin(np.arcsin(1.0 - 2.0 * srgb) / 3.0)
+    y = gt_rgb.astype(np.float32) / 255.0
+    x = 0.5 - np.sin(np.arcsin(1.0 - 2.0 * y) / 3.0)
     return np.maximum(x, 1e-8) ** 2.2
 
 

@@ -297,7 +297,7 @@ def test_anchor_colour_pins_each_frames_linear_means_to_the_input_but_not_on_a_l
     anchored = inference.anchor_colour(rgb, linear).astype(int)
     for frame, light in enumerate([[0.2, 0.3, 0.1], [0.4, 0.6, 0.2]]):
         expected = np.broadcast_to(synthesis.linear_to_srgb(np.array(light)) * 255, (4, 6, 3))
-        np.testing.assert_allclose(anchored[frame, :, :6], expected, atol=0.6)  # saved as uint8
+        np.testing.assert_allclose(anchored[frame, :, :6], expected, atol=1.0)  # rounded to uint8 levels twice
     dark = np.zeros((1, 2, 2, 3), np.float32)  # no light: nothing to anchor, and no division by zero
     np.testing.assert_array_equal(inference.anchor_colour(dark, np.full((1, 1, 1, 4), 0.5, np.float32)), 0)
 
