@@ -168,17 +168,22 @@ def sidecar_numbers(meta, key, shapes, sidecar, positive=False):
     return array
 
 
+def block_rgb(packed):
+    """(..., 4) packed Bayer -> (..., 3): each 2x2 block's R, mean G and B."""
+    return np.stack([packed[..., channel_index("R")[0]], packed[..., channel_index("G")].mean(axis=-1),
+                     packed[..., channel_index("B")[0]]], axis=-1)
+
+
 def apply_ccm_packed(packed, ccm):
     """Colour-correct packed Bayer per 2x2 block: (R, mean G, B) -> ccm @ rgb; both greens move by
     the change of their mean, so the detail between them survives."""
-    r, b = packed[..., channel_index("R")[0]], packed[..., channel_index("B")[0]]
+    before = block_rgb(packed)
+    rgb = before @ ccm.T
     greens = channel_index("G")
-    g = packed[..., greens].mean(axis=-1)
-    rgb = np.stack([r, g, b], axis=-1) @ ccm.T
     out = np.empty_like(packed)
     out[..., channel_index("R")[0]] = rgb[..., 0]
     out[..., channel_index("B")[0]] = rgb[..., 2]
-    out[..., greens] = packed[..., greens] + (rgb[..., 1] - g)[..., None]
+    out[..., greens] = packed[..., greens] + (rgb[..., 1] - before[..., 1])[..., None]
     return out
 
 

@@ -135,8 +135,8 @@ def frame_gains(out_blocks, linear):
     """(R, G, B) gains that bring one output frame's linear light, as means of its 2x2 blocks
     (H/2, W/2, 3), to its input's (H/2, W/2, 4 packed) over the blocks not near white."""
     keep = (out_blocks.max(axis=-1) < NEAR_WHITE).astype(np.float32)
-    have, packed = np.tensordot(keep, out_blocks, axes=2), np.tensordot(keep, linear, axes=2)  # sums over the kept blocks
-    want = np.array([packed[data.channel_index(c)].mean() for c in "RGB"])
+    have = np.tensordot(keep, out_blocks, axes=2)  # sums over the kept blocks
+    want = data.block_rgb(np.tensordot(keep, linear, axes=2))
     # A channel with next to no light keeps its output: the ratio of two tiny means is noise.
     enough = have > MIN_MEAN * max(keep.sum(), 1)
     return np.where(enough, np.maximum(want, 0) / np.where(enough, have, 1), 1.0).astype(np.float32)

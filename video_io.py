@@ -105,7 +105,4 @@ def to_uint8(rgb):
 
 def input_preview(packed):
     """What the network sees, viewable: (R, mean G, B) of each block, shown at output size."""
-    greens = data.channel_index("G")
-    rgb = np.stack([packed[..., data.channel_index("R")[0]], packed[..., greens].mean(-1),
-                    packed[..., data.channel_index("B")[0]]], axis=-1)
-    return to_uint8(rgb).repeat(2, axis=-3).repeat(2, axis=-2)
+    return to_uint8(data.block_rgb(packed)).repeat(2, axis=-3).repeat(2, axis=-2)
