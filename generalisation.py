@@ -30,6 +30,7 @@ from atomic import atomic_output
 RATIOS = (50, 100, 200, 300)
 COLOURED_RATIO = 200
 SHORT_FRAMES = (1, 2, 4, 8, 16)
+BURST_FRAMES = 8
 NEUTRAL = {"illuminant_probability": 0.0, "colour_augment_probability": 0.0}
 COLOURED = {"illuminant_probability": 1.0, "colour_augment_probability": 0.0}
 COLOUR_COLUMNS = "cast R, G, B | chroma err"
@@ -129,14 +130,25 @@ def frame_scores(gt_frame, frame):
     return scores.result()
 
 
+def static_burst(clip, frame, frames):
+    """`frames` exposures of one frame's scene by the clip's own camera, each with its own noise: as
+    many independent exposures as a video's middle frame has around it, without the motion."""
+    params = synthesis.CameraParams(**clip.meta["simulation"])
+    scene = np.repeat(np.asarray(clip.gt_rgb[frame:frame + 1]), frames, axis=0)
+    return synthesis.synthesize(scene, params, synthesis.clip_rng(0, clip.name, "burst"))
+
+
 def short_clip_table(overrides, middle=24):
     """Frame `middle` of each held-out clip (ratio 200), enhanced within the whole clip, and as the
-    first frame of a clip of 1, 2, 4 and 8 frames: how much a clip's end costs."""
+    first frame of a clip of 1, 2, 4, 8 and 16 frames: how much a clip's end costs. A last row
+    enhances a static burst of that frame's scene: whether a short clip lacks frames or exposures."""
     args = test_script.parse_args(["--set", *overrides])
     cfg, weights = test_script.test_config(args)
     enhancer = test_script.make_enhancer(cfg, weights)
     clips = data.open_list(held_out_list("ratio_200", {**NEUTRAL, "ratio_range": [200, 200]}, overrides), cfg["data"])
     rows = {"whole clip": []} | {f"{n} frame{'s' * (n > 1)}": [] for n in SHORT_FRAMES}
+    burst_label = f"{BURST_FRAMES}-frame static burst (same scene, fresh noise)"
+    rows[burst_label] = []
     for clip in clips:
         gt_frame = np.asarray(clip.gt_rgb[middle])
         whole = np.concatenate([rgb for _, rgb in enhancer.enhance(clip)])
@@ -145,6 +157,8 @@ def short_clip_table(overrides, middle=24):
             short = dataclasses.replace(clip, packed_raw=clip.packed_raw[middle:middle + n])
             first = next(enhancer.enhance(short))[1][0]
             rows[label].append(frame_scores(gt_frame, first))
+        burst = dataclasses.replace(clip, packed_raw=static_burst(clip, middle, BURST_FRAMES))
+        rows[burst_label].append(frame_scores(gt_frame, next(enhancer.enhance(burst))[1][0]))
     lines = [f"| frame {middle} enhanced in | PSNR | difference (dB) | SSIM | {COLOUR_COLUMNS} |",
              "| --- | --- | --- | --- | --- | --- |"]
     whole_psnr = np.mean([s["psnr"] for s in rows["whole clip"]])
