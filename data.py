@@ -205,9 +205,15 @@ def make_normalizer(packed_raw, meta, data_cfg, where):
     if data_cfg["normalization"] == "he":
         lut = he_lut(packed_raw)
         return lambda frames: lut[frames]
-    linear = make_linear(meta, data_cfg, where)
+    linear, to_input = make_linear(meta, data_cfg, where), make_linear_to_input(data_cfg)
+    return lambda frames: to_input(linear(frames))
+
+
+def make_linear_to_input(data_cfg):
+    """Linear light -> the `linear` network input: capped at 1 (as saturated pixels are), and floored
+    at 0 only with data.clip_negative."""
     floor = 0.0 if data_cfg["clip_negative"] else -np.inf
-    return lambda frames: np.clip(linear(frames), floor, 1.0)
+    return lambda linear: np.clip(linear, floor, 1.0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,6 +228,9 @@ class Clip:
     meta: dict | None  # the sidecar
     normalize: Callable[[np.ndarray], np.ndarray]  # uint16 frames -> float32 input in [0, 1]
     linear: Callable[[np.ndarray], np.ndarray] | None = None  # make_linear's; None for `he` input
+    # make_linear_to_input's: normalize(frames) is linear_to_input(linear(frames)), for a reader that
+    # needs both without computing the linear light twice. None for `he` input.
+    linear_to_input: Callable[[np.ndarray], np.ndarray] | None = None
 
     @property
     def fps(self):
@@ -240,8 +249,11 @@ def open_clip(input_path, gt_path, data_cfg, name=None):
 
 def make_clip(name, packed_raw, gt_rgb, meta, data_cfg, where):
     """A Clip whose input is normalised as data_cfg says, with its linear light where it has one."""
-    linear = make_linear(meta, data_cfg, where) if data_cfg["normalization"] == "linear" else None
-    return Clip(name, packed_raw, gt_rgb, meta, make_normalizer(packed_raw, meta, data_cfg, where), linear)
+    normalize = make_normalizer(packed_raw, meta, data_cfg, where)
+    if data_cfg["normalization"] != "linear":
+        return Clip(name, packed_raw, gt_rgb, meta, normalize)
+    return Clip(name, packed_raw, gt_rgb, meta, normalize, make_linear(meta, data_cfg, where),
+                make_linear_to_input(data_cfg))
 
 
 def read_file_list(path):

@@ -111,8 +111,10 @@ class TiledEnhancer:
         """Frames [start, stop) of the clip, mirrored at its ends: the network's input, and the
         linear light that test.anchor_colour pins the output to (None without it)."""
         packed_raw = read_mirrored(clip.packed_raw, start, stop)
-        anchor = self.cfg["anchor_colour"] and clip.linear is not None
-        return clip.normalize(packed_raw), clip.linear(packed_raw) if anchor else None
+        if not (self.cfg["anchor_colour"] and clip.linear is not None):
+            return clip.normalize(packed_raw), None
+        linear = clip.linear(packed_raw)
+        return clip.linear_to_input(linear), linear
 
 
 def anchor_colour(rgb, linear):

@@ -17,7 +17,8 @@ def test_quick_benchmark_writes_well_formed_json(tmp_path):
     assert results["size"] == "quick" and results["cores"] >= 1 and results["tensorflow"]
     without_torch = [key for key in benchmark.TARGETS if not key.startswith("torch")]  # --compare-torch only
     for key in without_torch + ["matmul_f32_gflops", "matmul_bf16_gflops", "inference_f32_fps",
-                                "training_step_gflop", "inference_long_peak_memory_gib"]:
+                                "training_step_gflop", "inference_long_peak_memory_gib",
+                                "inference_long_same_window_peak_memory_gib"]:
         assert isinstance(results[key], float) and math.isfinite(results[key]) and results[key] > 0, key
     report = benchmark.report(results)
     assert "training_compute_f32_ratio" in report
@@ -58,3 +59,12 @@ def test_torch_unet_is_the_same_network():
     with torch.no_grad():
         got = torch_unet(torch.from_numpy(packed).permute(0, 4, 1, 2, 3)).numpy().transpose(0, 2, 3, 1)
     np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_memory_is_compared_at_equal_windows():
+    """Hand-computed plans: 200 frames + 2 x 8 mirrored = 216 in 4 windows of 60; 2,016 in 32 of
+    71 (the peak follows the window); at test.tile_frames=60 the 2,016 frames get windows of 60."""
+    assert benchmark.window_frames("full", 200) == 60
+    assert benchmark.window_frames("full", 2000) == 71
+    test_cfg = benchmark.bench_config("full", "test.tile_frames=60")["test"]
+    assert benchmark.tile_plan(2016, test_cfg["tile_frames"], test_cfg["overlap_frames"])[0] == 60

@@ -302,12 +302,33 @@ def test_anchor_colour_pins_each_frames_linear_means_to_the_input_but_not_on_a_l
     np.testing.assert_array_equal(inference.anchor_colour(dark, np.full((1, 1, 1, 4), 0.5, np.float32)), 0)
 
 
+def test_reader_gives_the_normalised_input_and_its_linear_light():
+    """The window reader computes the linear light once and caps it for the network: what it hands
+    the network must be clip.normalize's input (capped at 1, signed below black), mirrored."""
+    rng = np.random.default_rng(0)
+    packed_raw = rng.integers(200, 4096, (5, 4, 6, 4)).astype(np.uint16)  # below black and far above white
+    meta = {"black_level": 256, "white_level": 4095, "cfa": config.CFA, "ratio": 20.0, "wb_gains": [2.0, 1.0, 1.5]}
+    clip = data.make_clip("clip", packed_raw, None, meta, {**config.DEFAULTS["data"], "apply_ccm": False}, "clip")
+    mirrored = inference.read_mirrored(packed_raw, -2, 4)
+    for anchor in (True, False):
+        enhancer = inference.TiledEnhancer(textured_model(), tiling_cfg(anchor_colour=anchor))
+        network_input, linear = enhancer._read(clip, -2, 4)
+        np.testing.assert_array_equal(network_input, clip.normalize(mirrored))
+        assert network_input.max() == 1.0 and network_input.min() < 0
+        if anchor:
+            np.testing.assert_array_equal(linear, clip.linear(mirrored))
+            assert linear.max() > 1
+        else:
+            assert linear is None
+
+
 def test_tiled_enhancement_anchors_every_frame_to_its_own_input():
     """Through windows and mirrored ends: each output frame's linear means (re-derived from the
     saved uint8 frames) equal its own input frame's, which differ frame by frame."""
     rng = np.random.default_rng(0)
     linear = (rng.random((11, 8, 12, 4)) * 0.6 * np.linspace(0.3, 1.0, 11)[:, None, None, None]).astype(np.float32)
-    clip = data.Clip("clip", linear, None, None, lambda x: np.asarray(x, np.float32), lambda x: np.asarray(x, np.float32))
+    identity = lambda x: np.asarray(x, np.float32)  # noqa: E731 - the packed frames are their own linear light
+    clip = data.Clip("clip", linear, None, None, identity, identity, identity)
     cfg = tiling_cfg(tile_frames=6, overlap_frames=2, tile_size=64, overlap_size=0, mirror_frames=3)
     out = synthesis.srgb_to_linear(run(inference.TiledEnhancer(textured_model(), cfg), clip))
     blocks = out.reshape(11, 8, 2, 12, 2, 3).mean(axis=(2, 4))
