@@ -4,6 +4,7 @@ rendering.
 
     python generalisation.py [--set experiment=NAME ...]          all three tables for one model
     python generalisation.py --compare NAME [NAME ...]             held-out tables of several models
+                             [--table KEY]                         (published as KEY, else `breadth`)
 
 The model is the experiment's (else the shipped one, as test.py picks it). The held-out source
 (data.held_out, `bikes` by default) is synthesised again into data.lists_dir/heldout_*: with white
@@ -214,7 +215,7 @@ def camera_raw_table(overrides):
     ours = linear_chromaticity(output, synthesis.srgb_to_linear)
     reference = metrics.chromaticity(libraw.reshape(-1, 3).astype(np.float64).mean(axis=0))
     packed = clip.normalize(clip.packed_raw[0:1]).reshape(-1, 4)
-    network_input = metrics.chromaticity(packed[:, [2, 0, 1]].mean(axis=0, dtype=np.float64))  # R, G, B of GBRG
+    network_input = metrics.chromaticity(data.block_rgb(packed.mean(axis=0, dtype=np.float64)))
     lines = ["| rendering of the DNG | chromaticity r, g, b (linear sRGB) | distance to LibRaw |", "| --- | --- | --- |"]
     for label, chroma in (("LibRaw (camera white balance, same brightness)", reference),
                           ("the scene (the ground truth it was made from)", scene), ("this model", ours),
@@ -238,10 +239,11 @@ def publish(key, table, figure_dir="figure"):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--compare", nargs="+", metavar="EXPERIMENT", help="held-out tables of these trained models")
+    parser.add_argument("--table", default="breadth", help="with --compare: the key the table is published under")
     parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="SECTION.KEY=VALUE")
     args = parser.parse_args(argv)
     if args.compare:
-        return publish("breadth", compare_table(args.compare, args.set))
+        return publish(args.table, compare_table(args.compare, args.set))
     results = held_out_results(args.set)
     publish("generalisation", held_out_table(results))
     publish("anchor", anchor_table(results, args.set))
