@@ -362,8 +362,8 @@ def judged(results):
 
 
 def report(results):
-    lines = [f"{'figure':<38} {'value':>12} {'target':>10}  met"]
-    lines += [f"{key:<38} {value:12.3f} {bound:>10}  {met}" for key, value, bound, met in judged(results)]
+    lines = [f"{'figure':<44} {'value':>12} {'target':>10}  met"]
+    lines += [f"{key:<44} {value:12.3f} {bound:>10}  {met}" for key, value, bound, met in judged(results)]
     return "\n".join(lines)
 
 

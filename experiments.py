@@ -72,9 +72,14 @@ def trained_as(row, budget_name, overrides):
 
 def finished(cfg):
     """True when this experiment already trained to the end with exactly this configuration, its
-    test settings aside (they change how it is measured, not how it was trained)."""
+    test settings aside (they change how it is measured, not how it was trained), and from the same
+    starting weights: a train.init_weights file written after the run began (a newly shipped
+    model, say) has the same path but other weights."""
     folder = train.experiment_folder(cfg)
     if not (folder / "best.weights.h5").is_file() or (folder / "backup").exists():
+        return False
+    init = cfg["train"]["init_weights"]
+    if init and Path(init).stat().st_mtime > (folder / "config.yaml").stat().st_mtime:
         return False
     return {**config.load_config(folder / "config.yaml"), "test": None} == {**cfg, "test": None}
 

@@ -5,8 +5,8 @@ A clip is cut in time into windows of at most `tile_frames` frames that overlap 
 overlap by at least `overlap_size`. Along each axis the fewest tiles are used, all of one size and
 evenly spaced from border to border, so the overlap (work done twice) is as small as it can be.
 Tiles are blended with weights that ramp up smoothly across each overlap, so no seam shows. Only
-a few windows of input and output are in memory at a time: a 10,000-frame clip needs the memory of
-a 200-frame one.
+a few windows of input and output are in memory at a time, so memory follows the window (at most
+`tile_frames`), not the clip: a 10,000-frame clip needs no more than one of a few windows.
 
 The clip is first extended at each end by `mirror_frames` frames mirrored about its end frame
 (frames 1, 2, ... before frame 0), and the extension is dropped after enhancing: an end frame then

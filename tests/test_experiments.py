@@ -1,6 +1,9 @@
 """experiments.py: a toy table runs end to end and writes a well-formed table (no quality asserted)."""
+import os
+
 import numpy as np
 import pytest
+import yaml
 
 import config
 import experiments
@@ -50,6 +53,23 @@ def test_toy_table_end_to_end(tmp_path, monkeypatch):
     for change, done in (("test.anchor_colour=false", True), ("train.learning_rate=0.1", False)):
         assert experiments.finished(config.load_config(experiments.EXPERIMENTS / "baseline.yaml",
                                                        folders + ["experiment=toy_baseline", change], base=toy_budget)) is done
+
+
+def test_a_run_from_weights_changed_since_is_not_finished(tmp_path):
+    """camera_experiment fine-tunes models/shipped/: after a new model is shipped at the same path,
+    its fine-tuned run must train again, though its configuration reads the same."""
+    init = tmp_path / "shipped.weights.h5"
+    init.write_bytes(b"old weights")
+    cfg = config.load_config(overrides=[f"train.checkpoint_root={tmp_path}", "experiment=tuned",
+                                        f"train.init_weights={init}"])
+    folder = tmp_path / "tuned"
+    folder.mkdir()
+    (folder / "best.weights.h5").write_bytes(b"")
+    (folder / "config.yaml").write_text(yaml.safe_dump(cfg))
+    os.utime(init, (1, 1))  # written long before the run
+    assert experiments.finished(cfg)
+    init.write_bytes(b"new weights")  # shipped after the run
+    assert not experiments.finished(cfg)
 
 
 def test_every_row_is_measured_on_the_budgets_test_list():
