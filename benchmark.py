@@ -49,7 +49,7 @@ import network
 import synthesis
 import train
 from atomic import atomic_output
-from inference import TiledEnhancer, tile_plan
+from inference import TiledEnhancer, time_plan
 
 SIZES = {  # full: the issue's sizes; quick: tiny, for CI
     "full": {"matmul": 4096, "crop": (16, 128, 128), "clip": (200, 170, 310), "long_frames": 2000,
@@ -312,9 +312,7 @@ def peak_resident_kib():
 
 def window_frames(size, frames):
     """The frames of each window that test.py's tiling cuts a clip of `frames` frames into."""
-    test_cfg = bench_config(size)["test"]
-    mirror = min(test_cfg["mirror_frames"], frames - 1)
-    return tile_plan(frames + 2 * mirror, test_cfg["tile_frames"], test_cfg["overlap_frames"])[0]
+    return time_plan(frames, bench_config(size)["test"])[1]
 
 
 def bench_memory(size, root):

@@ -47,6 +47,13 @@ def tile_plan(length, max_tile, overlap):
     return tile, [round(i * (length - tile) / (count - 1)) for i in range(count)]
 
 
+def time_plan(length, test_cfg):
+    """(mirror, tile, starts) for a clip of `length` frames: the frames mirrored at each end, then
+    tile_plan's windows over the extended clip."""
+    mirror = min(test_cfg["mirror_frames"], length - 1)
+    return (mirror, *tile_plan(length + 2 * mirror, test_cfg["tile_frames"], test_cfg["overlap_frames"]))
+
+
 def ramp(length, overlap):
     """1D blending weight of a tile: rising over the first `overlap` samples, falling over the last,
     never zero (a border tile is the only one there, and its weight then cancels out)."""
@@ -88,8 +95,7 @@ class TiledEnhancer:
 
     def _enhance(self, clip):
         length, overlap = len(clip.packed_raw), self.cfg["overlap_frames"]
-        mirror = min(self.cfg["mirror_frames"], length - 1)
-        tile, starts = tile_plan(length + 2 * mirror, self.cfg["tile_frames"], overlap)
+        mirror, tile, starts = time_plan(length, self.cfg)
         windows = in_background(self._read(clip, start - mirror, start - mirror + tile) for start in starts)
         carry_sum = carry_weight = None  # the blended tail that the next window overlaps
         for i, (start, (packed, linear)) in enumerate(zip(starts, windows)):

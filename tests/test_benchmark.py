@@ -67,4 +67,4 @@ def test_memory_is_compared_at_equal_windows():
     assert benchmark.window_frames("full", 200) == 60
     assert benchmark.window_frames("full", 2000) == 71
     test_cfg = benchmark.bench_config("full", "test.tile_frames=60")["test"]
-    assert benchmark.tile_plan(2016, test_cfg["tile_frames"], test_cfg["overlap_frames"])[0] == 60
+    assert benchmark.time_plan(2000, test_cfg)[1] == 60  # 2,016 frames with the mirrored ends
