@@ -41,6 +41,7 @@ import numpy as np
 import tensorflow as tf
 
 import config
+import crops
 import data
 import figures
 import generate_file_list
@@ -135,7 +136,7 @@ def bench_training(size, runs, roofline, root):
         results[f"training_compute_{precision}_ratio"] = flops / seconds / 1e9 / limit
     clips = make_dataset(root, size)
     cfg = bench_config(size, root=root)
-    plan = train.SamplePlan(clips, cfg["train"], cfg["seed"])
+    plan = crops.SamplePlan(clips, cfg["train"], cfg["seed"])
     from_disk = iter(train.training_dataset(clips, plan, cfg["train"]).repeat())
     chosen = auto_precision(size)
     results["training_end_to_end_s"] = training_seconds(cfg, from_disk, runs)  # precision: auto

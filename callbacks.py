@@ -1,5 +1,6 @@
 """The training run's own Keras callbacks: atomic checkpoints, the run's config, previews, epoch
-times and a loud stop on NaN; and the check that a resumable backup can be read at all."""
+times, the sample plan's epoch and a loud stop on NaN; the learning-rate schedule; and the check
+that a resumable backup can be read at all. Nothing here needs TensorFlow (train_jax.py uses it too)."""
 import json
 import math
 import time
@@ -11,7 +12,6 @@ import numpy as np
 import yaml
 
 from atomic import atomic_output
-from video_io import input_preview, to_uint8, write_video
 
 
 def save_weights(model, path):
@@ -47,7 +47,7 @@ class SaveConfig(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         with atomic_output(self.path) as tmp:
-            tmp.write_text(f"# {self.comment}\n" + yaml.safe_dump(self.cfg, sort_keys=False))
+            tmp.write_text("".join(f"# {line}\n" for line in self.comment.splitlines()) + yaml.safe_dump(self.cfg, sort_keys=False))
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -89,6 +89,8 @@ class Preview(keras.callbacks.Callback):
         self.folder, self.packed, self.gt_rgb, self.every, self.fps = Path(folder), packed, gt_rgb, every, fps
 
     def on_epoch_end(self, epoch, logs=None):
+        from video_io import input_preview, to_uint8, write_video  # here: the GPU machines have no ffmpeg
+
         if self.every and (epoch + 1) % self.every == 0:
             rgb = to_uint8(self.model.generator(self.packed[None], training=False)[0].numpy())
             side_by_side = np.concatenate([input_preview(self.packed), rgb, to_uint8(self.gt_rgb)], axis=2)
@@ -106,3 +108,20 @@ class StopOnNonFinite(keras.callbacks.TerminateOnNaN):
             raise FloatingPointError(
                 f"training diverged at batch {batch}: {bad}. Lower train.learning_rate or set train.clip_norm, or "
                 "check the data (a clip that is all black or saturated); the last good epoch's state is in the backup.")
+
+
+class EpochTracker(keras.callbacks.Callback):
+    def __init__(self, plan):
+        super().__init__()
+        self.plan = plan
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.plan.epoch = epoch
+
+
+def learning_rate(train_cfg, steps_per_epoch):
+    """The original's schedule: `learning_rate`, times `lr_drop_factor` from `lr_drop_epoch` on.
+    A function of the optimizer's step, so a resumed run continues on the same schedule."""
+    lr = float(train_cfg["learning_rate"])  # YAML reads `0` or `1` as an integer
+    return keras.optimizers.schedules.PiecewiseConstantDecay(
+        [train_cfg["lr_drop_epoch"] * steps_per_epoch], [lr, lr * float(train_cfg["lr_drop_factor"])])

@@ -91,3 +91,39 @@ def check_crop_fits(clips, frames, size, augment, where):
             raise ValueError(f"{where}: clip {clip.name} is {count} frames of {height}x{width} packed pixels, "
                              f"smaller than the crop of {frames} frames of {size + margin}x{size + margin}"
                              + (" (the crop plus one block for Bayer-preserving flips)" if margin else ""))
+
+
+class SamplePlan:
+    """Which crops an epoch visits: start frames 0, stride, 2 * stride, ... (each plus a random
+    0 .. jitter-1) of every training video, shuffled; with train.steps_per_epoch, as many crops as
+    those steps take, going round the shuffled plan. The plan, and every crop's augmentation,
+    depend only on the seed and the epoch number, so a resumed run sees the same crops as an
+    uninterrupted one. `epoch` is set by the callbacks.EpochTracker callback before each epoch begins."""
+
+    def __init__(self, clips, train_cfg, seed):
+        frames, stride, jitter = train_cfg["crop_frames"], train_cfg["start_stride"], train_cfg["start_jitter"]
+        self.seed, self.epoch = seed, 0
+        self.samples = []  # (clip index, first start frame, how many later frames it may move)
+        for index, clip in enumerate(clips):
+            spare = len(clip.packed_raw) - frames
+            last_start = max(spare - (jitter - 1), 0)
+            self.samples += [(index, start, min(jitter, spare - start + 1)) for start in range(0, last_start + 1, stride)]
+        batch, steps = train_cfg["batch_size"], train_cfg["steps_per_epoch"]
+        self.per_epoch = steps * batch if steps else len(self.samples) - len(self.samples) % batch
+        if self.per_epoch == 0:
+            raise ValueError(f"train.batch_size {batch} is larger than the {len(self.samples)} crops an epoch has "
+                             "(set train.steps_per_epoch to go round them)")
+
+    def __call__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        rounds = -(-self.per_epoch // len(self.samples))
+        order = np.concatenate([rng.permutation(len(self.samples)) for _ in range(rounds)])
+        for position in order[:self.per_epoch]:
+            index, start, jitter = self.samples[position]
+            yield index, start + rng.integers(jitter), rng.integers(2**62)
+
+
+def validation_arrays(clips, train_cfg):
+    """One fixed crop per validation video: the first frames, centred."""
+    pairs = [centre_crop_pair(clip, train_cfg["crop_frames"], train_cfg["crop_size"]) for clip in clips]
+    return np.stack([p for p, _ in pairs]), np.stack([g for _, g in pairs])

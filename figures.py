@@ -19,6 +19,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
 import config  # noqa: E402
+import network  # noqa: E402
 from atomic import atomic_output  # noqa: E402
 
 
@@ -69,22 +70,25 @@ def update_documents(key, table, documents=None):
 
 
 def run_summary(folder):
-    """A markdown table of one training run: budget, wall time, best epoch, machine and precision."""
+    """A markdown table of one training run: budget, wall time, best epoch, machine and precision,
+    the last two from its config.yaml's first lines (runs before the machine was recorded there
+    name this one's, as they ran on it)."""
     folder = Path(folder)
     log, best = read_log(folder / "log.csv"), json.loads((folder / "best.json").read_text())
     cfg = config.load_config(folder / "config.yaml")
-    precision = (folder / "config.yaml").read_text().splitlines()[0].lstrip("# ")
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")), "?")
+    header = dict(line.lstrip("# ").split(": ", 1) for line in (folder / "config.yaml").read_text().splitlines()
+                  if line.startswith("# ") and ": " in line)
     steps = len(log["epoch"]) * cfg["train"]["steps_per_epoch"] if cfg["train"]["steps_per_epoch"] else None
     seconds = sum(log["epoch_seconds"])
+    ssim = lambda value: f", SSIM {value:.3f}" if value is not None else ""  # noqa: E731 (older JAX logs lack it)
     rows = [("epochs", f"{len(log['epoch'])} of {cfg['train']['epochs']}"),
             ("steps x batch", f"{steps} x {cfg['train']['batch_size']}" if steps else "one pass of the plan per epoch"),
             ("wall time (training and validation)", f"{seconds / 3600:.2f} h, {seconds / (steps or 1):.2f} s a step"),
-            ("best epoch (validation PSNR)", f"{best['epoch']}: {best['val_psnr']:.2f} dB, SSIM {best['val_ssim']:.3f}"),
-            ("last epoch", f"{log['val_psnr'][-1]:.2f} dB, SSIM {log['val_ssim'][-1]:.3f}; training loss {log['loss'][-1]:.4f}"),
-            ("machine", f"{cpu}, CPU flags: {', '.join(sorted(set(re.findall(r'amx_bf16|avx512_bf16', cpuinfo)))) or 'no bf16'}"),
-            ("precision", precision)]
+            ("best epoch (validation PSNR)", f"{best['epoch']}: {best['val_psnr']:.2f} dB{ssim(best.get('val_ssim'))}"),
+            ("last epoch", f"{log['val_psnr'][-1]:.2f} dB{ssim((log.get('val_ssim') or [None])[-1])}; "
+                           f"training loss {log['loss'][-1]:.4f}"),
+            ("machine", header.get("machine") or network.machine()),
+            ("precision", f"precision: {header['precision']}")]
     return "| | |\n| --- | --- |\n" + "".join(f"| {k} | {v} |\n" for k, v in rows)
 
 

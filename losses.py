@@ -11,7 +11,8 @@ import os
 from pathlib import Path
 
 import keras
-import tensorflow as tf
+import numpy as np
+from keras import ops
 
 import config
 
@@ -23,22 +24,21 @@ IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
 
 
 def _per_example_mean(x):
-    return tf.reduce_mean(tf.reshape(x, (tf.shape(x)[0], -1)), axis=1)
+    return ops.mean(ops.reshape(x, (ops.shape(x)[0], -1)), axis=1)
 
 
 def frames_as_batch(video):
     """(B, F, H, W, C) -> (B * F, H, W, C): image operations then work per frame."""
-    shape = tf.shape(video)
-    return tf.reshape(video, tf.concat([[shape[0] * shape[1]], shape[2:]], axis=0))
+    return ops.reshape(video, (-1, *ops.shape(video)[2:]))
 
 
 def per_example(per_frame, batch):
     """(B * F,) -> (B,): the mean over each example's frames."""
-    return tf.reduce_mean(tf.reshape(per_frame, (batch, -1)), axis=1)
+    return ops.mean(ops.reshape(per_frame, (batch, -1)), axis=1)
 
 
 def l1_loss(gt_rgb, rgb):
-    return _per_example_mean(tf.abs(rgb - gt_rgb))
+    return _per_example_mean(ops.abs(rgb - gt_rgb))
 
 
 def region_loss(gt_rgb, rgb, threshold, weights):
@@ -46,13 +46,13 @@ def region_loss(gt_rgb, rgb, threshold, weights):
 
     The mask comes from the ground truth's luminance (the original took it from the network output,
     which lets the network move pixels between regions to lower its own loss)."""
-    dark = tf.cast(tf.tensordot(gt_rgb, tf.constant(LUMA, gt_rgb.dtype), axes=1) < threshold, rgb.dtype)
-    error = tf.reduce_sum(tf.abs(rgb - gt_rgb), axis=-1)  # summed over RGB: /3 below gives the mean
+    dark = ops.cast(ops.tensordot(gt_rgb, ops.convert_to_tensor(LUMA, gt_rgb.dtype), axes=1) < threshold, rgb.dtype)
+    error = ops.sum(ops.abs(rgb - gt_rgb), axis=-1)  # summed over RGB: /3 below gives the mean
     terms = []
     for mask, weight in ((dark, weights[0]), (1.0 - dark, weights[1])):
-        count = tf.reduce_sum(tf.reshape(mask, (tf.shape(mask)[0], -1)), axis=1)
-        total = tf.reduce_sum(tf.reshape(mask * error, (tf.shape(mask)[0], -1)), axis=1)
-        terms.append(weight * total / tf.maximum(3.0 * count, 1.0))
+        count = ops.sum(ops.reshape(mask, (ops.shape(mask)[0], -1)), axis=1)
+        total = ops.sum(ops.reshape(mask * error, (ops.shape(mask)[0], -1)), axis=1)
+        terms.append(weight * total / ops.maximum(3.0 * count, 1.0))
     return terms[0] + terms[1]
 
 
@@ -63,20 +63,47 @@ def cast_loss(gt_rgb, rgb):
     a model warm-started from one that had to guess each clip's exposure kept guessing: its outputs'
     brightness drifted from clip to clip. This term pulls on the frame's mean directly; it is the
     `cast` column of metrics.py, in [0, 1] instead of levels."""
-    frame_means = tf.reduce_mean(rgb - gt_rgb, axis=[2, 3])  # (B, F, 3)
-    return _per_example_mean(tf.abs(frame_means))
+    frame_means = ops.mean(rgb - gt_rgb, axis=[2, 3])  # (B, F, 3)
+    return _per_example_mean(ops.abs(frame_means))
+
+
+def _gaussian_blur(images, size, sigma):
+    """(N, H, W, C) -> (N, H - size + 1, W - size + 1, C): a normalised Gaussian window, valid part
+    only, as separable row and column passes (the 2D window is their outer product)."""
+    taps = np.exp(-((np.arange(size) - (size - 1) / 2) ** 2) / (2 * sigma**2))
+    taps = (taps / taps.sum()).astype(np.float32)
+    channels = images.shape[-1]
+    rows = ops.convert_to_tensor(np.tile(taps.reshape(size, 1, 1, 1), (1, 1, channels, 1)), images.dtype)
+    cols = ops.convert_to_tensor(np.tile(taps.reshape(1, size, 1, 1), (1, 1, channels, 1)), images.dtype)
+    return ops.depthwise_conv(ops.depthwise_conv(images, rows, padding="valid"), cols, padding="valid")
+
+
+def ssim_images(gt_images, images, max_val, filter_size, filter_sigma, k1, k2):
+    """Per-image SSIM of (N, H, W, C) tensors -> (N,): the Wang et al. (2004) map with a Gaussian
+    window, valid part, averaged over pixels and channels (tf.image.ssim's definition)."""
+    c1, c2 = (k1 * max_val) ** 2, (k2 * max_val) ** 2
+    blur = lambda x: _gaussian_blur(x, filter_size, filter_sigma)  # noqa: E731
+    mean_gt, mean = blur(gt_images), blur(images)
+    mean_product, mean_squares = mean_gt * mean, mean_gt**2 + mean**2
+    luminance = (2.0 * mean_product + c1) / (mean_squares + c1)
+    covariance = 2.0 * (blur(gt_images * images) - mean_product)
+    variances = blur(gt_images**2 + images**2) - mean_squares
+    contrast_structure = (covariance + c2) / (variances + c2)
+    return ops.mean(luminance * contrast_structure, axis=[1, 2, 3])
 
 
 def ssim(gt_rgb, rgb):
     """Mean SSIM per example: Gaussian window 11, sigma 1.5, per frame, then over frames."""
-    return per_example(tf.image.ssim(frames_as_batch(gt_rgb), frames_as_batch(rgb), **SSIM), tf.shape(rgb)[0])
+    return per_example(ssim_images(frames_as_batch(gt_rgb), frames_as_batch(rgb), **SSIM), ops.shape(rgb)[0])
 
 
 def structure_loss(gt_rgb, rgb, ms_ssim=False):
     loss = 1.0 - ssim(gt_rgb, rgb)
     if ms_ssim:
+        import tensorflow as tf  # multi-scale SSIM is TensorFlow's; the rest of this file runs on any Keras backend
+
         ms = tf.image.ssim_multiscale(frames_as_batch(gt_rgb), frames_as_batch(rgb), **SSIM)
-        loss += 1.0 - per_example(ms, tf.shape(rgb)[0])
+        loss += 1.0 - per_example(ms, ops.shape(rgb)[0])
     return loss
 
 
@@ -105,28 +132,32 @@ def build_vgg_features(weights_path):
 def vgg_loss(features, gt_rgb, rgb):
     """L1 between VGG19 features of output and ground truth: the image itself and relu1_2 .. relu4_2,
     each weighted 1. Images go in as Keras' VGG19 was trained: 0-255, BGR, ImageNet mean removed."""
-    batch = tf.shape(rgb)[0]
+    batch = ops.shape(rgb)[0]
 
     def prepare(video):
-        return frames_as_batch(video)[..., ::-1] * 255.0 - tf.constant(IMAGENET_MEAN_BGR, video.dtype)
+        return frames_as_batch(video)[..., ::-1] * 255.0 - ops.convert_to_tensor(IMAGENET_MEAN_BGR, video.dtype)
 
     gt_in, out_in = prepare(gt_rgb), prepare(rgb)
-    loss = per_example(tf.reduce_mean(tf.abs(gt_in - out_in), axis=[1, 2, 3]), batch)
+    loss = per_example(ops.mean(ops.abs(gt_in - out_in), axis=[1, 2, 3]), batch)
     for gt_feature, out_feature in zip(features(gt_in), features(out_in)):
-        diff = tf.reduce_mean(tf.abs(tf.cast(gt_feature, tf.float32) - tf.cast(out_feature, tf.float32)), axis=[1, 2, 3])
+        diff = ops.mean(ops.abs(ops.cast(gt_feature, "float32") - ops.cast(out_feature, "float32")), axis=[1, 2, 3])
         loss += per_example(diff, batch)
     return loss
 
 
+def _sigmoid_cross_entropy(labels, logits):
+    return ops.binary_crossentropy(labels, logits, from_logits=True)
+
+
 def generator_adversarial_loss(fake_logits, batch):
     """Sigmoid cross-entropy of the discriminator's per-frame logits against 'real'."""
-    ce = tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(fake_logits), fake_logits)
+    ce = _sigmoid_cross_entropy(ops.ones_like(fake_logits), fake_logits)
     return per_example(ce[:, 0], batch)
 
 
 def discriminator_loss(real_logits, fake_logits, batch):
-    real = tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(real_logits), real_logits)
-    fake = tf.nn.sigmoid_cross_entropy_with_logits(tf.zeros_like(fake_logits), fake_logits)
+    real = _sigmoid_cross_entropy(ops.ones_like(real_logits), real_logits)
+    fake = _sigmoid_cross_entropy(ops.zeros_like(fake_logits), fake_logits)
     return per_example(real[:, 0] + fake[:, 0], batch)
 
 
@@ -149,8 +180,8 @@ def make_loss(loss_cfg):
             raise ValueError(f"unknown loss {name!r}; known losses: {', '.join(config.LOSS_TERMS)}")
 
     def total_loss(gt_rgb, rgb):
-        gt_rgb, rgb = tf.cast(gt_rgb, tf.float32), tf.cast(rgb, tf.float32)
+        gt_rgb, rgb = ops.cast(gt_rgb, "float32"), ops.cast(rgb, "float32")
         values = {name: term(gt_rgb, rgb) for name, term in terms.items()}
-        return tf.add_n([loss_cfg["terms"][name] * value for name, value in values.items()]), values
+        return sum(loss_cfg["terms"][name] * value for name, value in values.items()), values
 
     return total_loss

@@ -12,13 +12,14 @@
   of the output and of the ground truth, per frame, averaged. A grey output of a blue scene has no
   PSNR-sized penalty worth noticing but a large chromaticity error.
 
-PSNR and SSIM are TensorFlow functions of frames in levels (floats 0-255), so that validation
-during training (`train.TrainingModel.test_step`) measures exactly what test.py measures.
+PSNR and SSIM are Keras functions of frames in levels (floats 0-255), on any backend, so that
+validation during training (`train.TrainingModel.test_step`, train_jax.py) measures exactly what
+test.py measures.
 """
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
-from losses import LUMA, SSIM
+from losses import LUMA, SSIM, ssim_images
 
 MABD_UNIT = 1e-3
 MSE_FLOOR = 1e-10  # identical frames score 10 log10(255^2 / 1e-10) = 148 dB, not infinity
@@ -26,28 +27,28 @@ MSE_FLOOR = 1e-10  # identical frames score 10 log10(255^2 / 1e-10) = 148 dB, no
 
 def to_levels(rgb):
     """Float RGB in [0, 1] -> the uint8 levels it is saved as (video_io.to_uint8), as floats."""
-    return tf.floor(tf.clip_by_value(rgb, 0.0, 1.0) * 255.0 + 0.5)
+    return ops.floor(ops.clip(rgb, 0.0, 1.0) * 255.0 + 0.5)
 
 
 def psnr_levels(gt_levels, levels):
     """Per-frame PSNR of (..., H, W, 3) float tensors in levels -> (...,)."""
-    mse = tf.reduce_mean(tf.square(gt_levels - levels), axis=[-3, -2, -1])
-    return 10.0 * tf.math.log(255.0**2 / tf.maximum(mse, MSE_FLOOR)) / tf.math.log(10.0)
+    mse = ops.mean(ops.square(gt_levels - levels), axis=[-3, -2, -1])
+    return 10.0 * ops.log10(255.0**2 / ops.maximum(mse, MSE_FLOOR))
 
 
 def ssim_levels(gt_levels, levels):
     """Per-frame SSIM of (N, H, W, 3) float tensors in levels -> (N,)."""
-    return tf.image.ssim(gt_levels, levels, **dict(SSIM, max_val=255.0))
+    return ssim_images(gt_levels, levels, **dict(SSIM, max_val=255.0))
 
 
 def psnr(gt_frames, frames):
     """Per-frame PSNR of uint8 (F, H, W, 3) arrays."""
-    return psnr_levels(tf.constant(gt_frames, tf.float32), tf.constant(frames, tf.float32)).numpy()
+    return ops.convert_to_numpy(psnr_levels(ops.convert_to_tensor(gt_frames, "float32"), ops.convert_to_tensor(frames, "float32")))
 
 
 def ssim(gt_frames, frames):
     """Per-frame SSIM of uint8 (F, H, W, 3) arrays."""
-    return ssim_levels(tf.constant(gt_frames, tf.float32), tf.constant(frames, tf.float32)).numpy()
+    return ops.convert_to_numpy(ssim_levels(ops.convert_to_tensor(gt_frames, "float32"), ops.convert_to_tensor(frames, "float32")))
 
 
 def mean_colour(frames):

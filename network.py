@@ -13,6 +13,8 @@ each up-sampled map is cropped to its skip connection, as the original did.
 import argparse
 import math
 import os
+import re
+from pathlib import Path
 
 import h5py
 import keras
@@ -92,18 +94,38 @@ def residual_block(x, channels, kernel, name, dtype, time_padding):
 def bf16_hardware():
     """Why this machine runs bfloat16 natively, or None: a GPU of compute capability 8.0 or more
     (Ampere on), or a CPU with AMX-BF16 or AVX512-BF16. Elsewhere bf16 is emulated, ~5x slower."""
-    import tensorflow as tf
-
-    for gpu in tf.config.list_physical_devices("GPU"):
-        details = tf.config.experimental.get_device_details(gpu)
-        if details.get("compute_capability", (0, 0)) >= (8, 0):
-            return f"GPU {details.get('device_name', gpu.name)} runs bf16 natively"
+    for name, capability in _gpus():
+        if capability >= (8, 0):
+            return f"GPU {name} runs bf16 natively"
     flags = set()
     if os.path.isfile("/proc/cpuinfo"):
         with open("/proc/cpuinfo") as f:
             flags = {word for line in f if line.startswith("flags") for word in line.split(":", 1)[1].split()}
     found = sorted(flags & {"amx_bf16", "avx512_bf16"})
     return f"CPU flags {' and '.join(found)}" if found else None
+
+
+def machine():
+    """The hardware that runs this process, in words: its GPUs, else its CPU model and bf16 flags."""
+    gpus = [name for name, _ in _gpus()]
+    if gpus:
+        return ", ".join(gpus)
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")), "CPU")
+    return f"{cpu}, CPU flags: {', '.join(sorted(set(re.findall(r'amx_bf16|avx512_bf16', cpuinfo)))) or 'no bf16'}"
+
+
+def _gpus():
+    """(name, (major, minor) compute capability) of each GPU that Keras' backend sees."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return [(gpu.device_kind, tuple(int(part) for part in getattr(gpu, "compute_capability", "0.0").split(".")))
+                for gpu in jax.devices() if gpu.platform == "gpu"]
+    import tensorflow as tf
+
+    details = [tf.config.experimental.get_device_details(gpu) for gpu in tf.config.list_physical_devices("GPU")]
+    return [(d.get("device_name", "GPU"), d.get("compute_capability", (0, 0))) for d in details]
 
 
 def resolve_precision(model_cfg):
@@ -179,6 +201,17 @@ def load_weights(model, model_cfg, path, saved_model_cfg=None):
                    for key, value in model_cfg.items() if key in saved and saved[key] != value]
         reason = "; ".join(differs) or str(error).strip().splitlines()[-1]
         raise ValueError(f"{path} does not fit the configured model ({reason})") from None
+
+
+def load_initial_weights(generator, model_cfg, path):
+    """Fine-tuning: the generator starts from saved weights (BackupAndRestore, if resuming, then
+    puts back the interrupted run's own)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"train.init_weights: {path}: no such weights file")
+    try:
+        load_weights(generator, model_cfg, path)
+    except ValueError as error:
+        raise ValueError(f"train.init_weights: {error}") from None
 
 
 def build_discriminator(gan_cfg, frame_height, frame_width, dtype="float32"):

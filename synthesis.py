@@ -30,7 +30,6 @@ import config
 import motion
 from atomic import atomic_output
 from data import packed_from_mosaic
-from video_io import read_video
 
 # XYZ -> camera matrices of four real cameras (Brooks et al. 2019, from Adobe DNG colour data);
 # each clip's camera is a random convex mix of them.
@@ -274,6 +273,8 @@ def make_pair(name, source_rgb, fps, origin, cfg):
 
 
 def video_clip(path, start, synth_cfg):
+    from video_io import read_video  # here, not above: synthesize() also runs where there is no ffmpeg (device_data.py)
+
     video, fps = read_video(path, start, synth_cfg["frames"])
     return motion.fit_video(video, synth_cfg["height"], synth_cfg["width"]), fps
 

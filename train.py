@@ -30,45 +30,6 @@ import network
 # Input pipeline
 
 
-class SamplePlan:
-    """Which crops an epoch visits: start frames 0, stride, 2 * stride, ... (each plus a random
-    0 .. jitter-1) of every training video, shuffled; with train.steps_per_epoch, as many crops as
-    those steps take, going round the shuffled plan. The plan, and every crop's augmentation,
-    depend only on the seed and the epoch number, so a resumed run sees the same crops as an
-    uninterrupted one. `epoch` is set by the EpochTracker callback before each epoch begins."""
-
-    def __init__(self, clips, train_cfg, seed):
-        frames, stride, jitter = train_cfg["crop_frames"], train_cfg["start_stride"], train_cfg["start_jitter"]
-        self.seed, self.epoch = seed, 0
-        self.samples = []  # (clip index, first start frame, how many later frames it may move)
-        for index, clip in enumerate(clips):
-            spare = len(clip.packed_raw) - frames
-            last_start = max(spare - (jitter - 1), 0)
-            self.samples += [(index, start, min(jitter, spare - start + 1)) for start in range(0, last_start + 1, stride)]
-        batch, steps = train_cfg["batch_size"], train_cfg["steps_per_epoch"]
-        self.per_epoch = steps * batch if steps else len(self.samples) - len(self.samples) % batch
-        if self.per_epoch == 0:
-            raise ValueError(f"train.batch_size {batch} is larger than the {len(self.samples)} crops an epoch has "
-                             "(set train.steps_per_epoch to go round them)")
-
-    def __call__(self):
-        rng = np.random.default_rng([self.seed, self.epoch])
-        rounds = -(-self.per_epoch // len(self.samples))
-        order = np.concatenate([rng.permutation(len(self.samples)) for _ in range(rounds)])
-        for position in order[:self.per_epoch]:
-            index, start, jitter = self.samples[position]
-            yield index, start + rng.integers(jitter), rng.integers(2**62)
-
-
-class EpochTracker(keras.callbacks.Callback):
-    def __init__(self, plan):
-        super().__init__()
-        self.plan = plan
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.plan.epoch = epoch
-
-
 def training_dataset(clips, plan, train_cfg):
     frames, size = train_cfg["crop_frames"], train_cfg["crop_size"]
 
@@ -88,12 +49,6 @@ def training_dataset(clips, plan, train_cfg):
     samples = samples.apply(tf.data.experimental.assert_cardinality(plan.per_epoch))
     pairs = samples.map(load_tensors, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return pairs.batch(train_cfg["batch_size"], drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-
-
-def validation_arrays(clips, train_cfg):
-    """One fixed crop per validation video: the first frames, centred."""
-    pairs = [crops.centre_crop_pair(clip, train_cfg["crop_frames"], train_cfg["crop_size"]) for clip in clips]
-    return np.stack([p for p, _ in pairs]), np.stack([g for _, g in pairs])
 
 
 def validation_dataset(packed, gt_rgb, batch_size):
@@ -195,14 +150,6 @@ class TrainingModel(keras.Model):
         return results
 
 
-def learning_rate(train_cfg, steps_per_epoch):
-    """The original's schedule: `learning_rate`, times `lr_drop_factor` from `lr_drop_epoch` on.
-    A function of the optimizer's step, so a resumed run continues on the same schedule."""
-    lr = float(train_cfg["learning_rate"])  # YAML reads `0` or `1` as an integer
-    return keras.optimizers.schedules.PiecewiseConstantDecay(
-        [train_cfg["lr_drop_epoch"] * steps_per_epoch], [lr, lr * float(train_cfg["lr_drop_factor"])])
-
-
 def make_strategy(name):
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
@@ -220,26 +167,15 @@ def build_enhancer(cfg, loss_fn, steps_per_epoch):
         discriminator = network.build_discriminator(gan_cfg, size, size, network.dtype_policy(cfg["model"]))
     model = TrainingModel(generator, loss_fn, list(cfg["loss"]["terms"]), train_cfg["batch_size"],
                      discriminator, gan_cfg["adversarial_weight"])
-    schedule = learning_rate(train_cfg, steps_per_epoch)
+    schedule = callbacks.learning_rate(train_cfg, steps_per_epoch)
     ema = train_cfg["ema_momentum"]
     generator_optimizer = keras.optimizers.Adam(schedule, clipnorm=train_cfg["clip_norm"],
                                                 use_ema=ema is not None, ema_momentum=ema or 0.99)
     model.compile(generator_optimizer,
-                  keras.optimizers.Adam(learning_rate(train_cfg, steps_per_epoch)) if discriminator else None,
+                  keras.optimizers.Adam(callbacks.learning_rate(train_cfg, steps_per_epoch)) if discriminator else None,
                   jit_compile=train_cfg["jit_compile"])
     model.build((None, train_cfg["crop_frames"], train_cfg["crop_size"], train_cfg["crop_size"], 4))
     return model
-
-
-def load_initial_weights(generator, model_cfg, path):
-    """Fine-tuning: the generator starts from saved weights (BackupAndRestore, if resuming, then
-    puts back the interrupted run's own)."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"train.init_weights: {path}: no such weights file")
-    try:
-        network.load_weights(generator, model_cfg, path)
-    except ValueError as error:
-        raise ValueError(f"train.init_weights: {error}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,26 +225,26 @@ def train(cfg, extra_callbacks=(), verbose="auto", restart=False):
     keras.utils.set_random_seed(cfg["seed"])
     if train_cfg["deterministic"]:
         tf.config.experimental.enable_op_determinism()
-    plan = SamplePlan(train_clips, train_cfg, cfg["seed"])
+    plan = crops.SamplePlan(train_clips, train_cfg, cfg["seed"])
     steps_per_epoch = plan.per_epoch // train_cfg["batch_size"]
     strategy = make_strategy(train_cfg["strategy"])
     with strategy.scope():
         model = build_enhancer(cfg, loss_fn, steps_per_epoch)
     if train_cfg["init_weights"]:
-        load_initial_weights(model.generator, cfg["model"], train_cfg["init_weights"])
+        network.load_initial_weights(model.generator, cfg["model"], train_cfg["init_weights"])
 
     folder = experiment_folder(cfg, strategy)
     start_or_resume(folder, cfg, restart)
     policy, why = network.resolve_precision(cfg["model"])
     print(f"precision: {policy} ({why})")
-    valid_packed, valid_gt = validation_arrays(valid_clips, train_cfg)
+    valid_packed, valid_gt = crops.validation_arrays(valid_clips, train_cfg)
     run_callbacks = [
         keras.callbacks.BackupAndRestore(folder / "backup", double_checkpoint=True),
-        callbacks.SaveConfig(folder / "config.yaml", cfg, f"precision: {policy} ({why})"),  # once the backup has loaded
+        callbacks.SaveConfig(folder / "config.yaml", cfg, f"precision: {policy} ({why})\nmachine: {network.machine()}"),  # once the backup has loaded
         # With train.ema_momentum, validation and the callbacks below see the averaged weights;
         # the backup above keeps the raw ones, so a resumed run goes on from them.
         *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if train_cfg["ema_momentum"] else []),
-        EpochTracker(plan),
+        callbacks.EpochTracker(plan),
         callbacks.StopOnNonFinite(),
         callbacks.EpochTimer(),  # before the callbacks that write the logs
         callbacks.Checkpoints(folder, model.generator),

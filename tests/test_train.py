@@ -77,7 +77,7 @@ def test_validation_scores_equal_test_metrics_on_the_same_frames(tiny_data, tmp_
     cfg = tiny_cfg(tiny_data, tmp_path)
     model = train.build_enhancer(cfg, losses.make_loss(cfg["loss"]), 10)
     clips = data.open_list(tiny_data_root(tiny_data) / "valid_list", cfg["data"])
-    packed, _ = train.validation_arrays(clips, cfg["train"])
+    packed, _ = crops.validation_arrays(clips, cfg["train"])
     outputs = model.generator(packed).numpy()
     # A ground truth a level or so from the output: here rounding to uint8 changes the score.
     noise = np.random.default_rng(0).integers(-1, 2, outputs.shape)
@@ -258,8 +258,8 @@ def test_best_weights_only_at_a_better_validation_psnr(tmp_path):
 
 def test_every_epoch_draws_its_own_crops(tiny_data, tmp_path, monkeypatch):
     epochs_seen = []
-    plan_call = train.SamplePlan.__call__
-    monkeypatch.setattr(train.SamplePlan, "__call__", lambda self: (epochs_seen.append(self.epoch), plan_call(self))[1])
+    plan_call = crops.SamplePlan.__call__
+    monkeypatch.setattr(crops.SamplePlan, "__call__", lambda self: (epochs_seen.append(self.epoch), plan_call(self))[1])
     train.train(tiny_cfg(tiny_data, tmp_path, "train.epochs=3", "experiment=plans"), verbose=0)
     assert epochs_seen == [0, 1, 2]
 
@@ -269,7 +269,7 @@ def test_sample_plan_is_the_originals_and_depends_on_seed_and_epoch_only():
         packed_raw = np.zeros((200, 1, 1, 4))
 
     smoid = config.load_config(overrides=["preset=smoid"])["train"]
-    plan = train.SamplePlan([FakeClip(), FakeClip()], smoid, seed=1)
+    plan = crops.SamplePlan([FakeClip(), FakeClip()], smoid, seed=1)
     assert [start for _, start, _ in plan.samples[:46]] == list(range(0, 181, 4))  # 0, 4, ..., 180
     assert len(plan.samples) == 92 and plan.per_epoch == 92
     first = list(plan())

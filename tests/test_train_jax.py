@@ -1,0 +1,110 @@
+"""train_jax.py (Keras on JAX) trains like train.py (Keras on TensorFlow), and device_data.py carries
+clips to a machine without the footage."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from skimage.metrics import peak_signal_noise_ratio
+
+import config
+import data
+import device_data
+import network
+import train
+import train_jax
+from test_train import TINY, read_weights, tiny_cfg, tiny_data  # noqa: F401 (tiny_data is a fixture)
+
+
+class StepLosses(keras.callbacks.Callback):
+    """The mean loss so far after every step, as Keras logs it."""
+
+    def __init__(self):
+        super().__init__()
+        self.losses = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.losses.append(float(logs["loss"]))
+
+
+def run_on_jax(cfg_path, minutes=None):
+    """train_jax.train in a fresh process on the JAX backend: its step losses and epochs."""
+    script = textwrap.dedent(f"""
+        import json, sys
+        sys.path.insert(0, {str(Path(train_jax.__file__).parent)!r})
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        import keras, config, train_jax
+        from test_train_jax import StepLosses
+        steps = StepLosses()
+        history = train_jax.train(config.load_config({str(cfg_path)!r}), minutes={minutes!r}, workers=2,
+                                  extra_callbacks=[steps], verbose=0)
+        print(json.dumps({{"backend": keras.backend.backend(), "losses": steps.losses,
+                          "epochs": len(history.history["loss"])}}))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "KERAS_BACKEND": "jax"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def write_cfg(cfg, path):
+    path.write_text(json.dumps(cfg))  # JSON is YAML
+    return path
+
+
+def test_jax_training_takes_the_same_steps_as_tensorflow_and_saves_the_same_weights(tiny_data, tmp_path):  # noqa: F811
+    start = tmp_path / "start.weights.h5"  # each backend draws its own random initial weights
+    network.build_unet(tiny_cfg(tiny_data, tmp_path)["model"]).save_weights(start)
+    cfg = tiny_cfg(tiny_data, tmp_path, "experiment=tf", "train.preview_every=0", f"train.init_weights={start}")
+    steps = StepLosses()
+    train.train(cfg, extra_callbacks=[steps], verbose=0)
+    on_jax = run_on_jax(write_cfg({**cfg, "experiment": "jax"}, tmp_path / "jax.yaml"))
+
+    assert on_jax["backend"] == "jax" and len(on_jax["losses"]) == len(steps.losses) == 12
+    np.testing.assert_allclose(on_jax["losses"], steps.losses, rtol=1e-4)  # the same crops, updates and losses
+    tf_weights, jax_weights = read_weights(tmp_path / "tf" / "last.weights.h5"), read_weights(tmp_path / "jax" / "last.weights.h5")
+    assert len(jax_weights) == len(tf_weights)  # the generator's weights alone, no optimizer state
+    assert max(np.abs(a - b).max() for a, b in zip(tf_weights, jax_weights)) < 1e-4
+    generator = network.build_unet(cfg["model"])
+    network.load_weights(generator, cfg["model"], tmp_path / "jax" / "best.weights.h5")  # test.py's path
+    assert json.loads((tmp_path / "jax" / "best.json").read_text())["val_psnr"] > 0
+    assert config.load_config(tmp_path / "jax" / "config.yaml")["experiment"] == "jax"
+
+
+def test_minutes_end_the_run_at_the_last_epoch_that_fits(tiny_data, tmp_path):  # noqa: F811
+    cfg = tiny_cfg(tiny_data, tmp_path, "experiment=short", "train.epochs=5")
+    assert run_on_jax(write_cfg(cfg, tmp_path / "short.yaml"), minutes=1e-4)["epochs"] == 1
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["gan.enabled=true"], "train the GAN variant with train.py"),
+    (["loss.ms_ssim=true", "train.crop_size=96"], "MS-SSIM is TensorFlow's"),
+    (["train.strategy=mirrored"], "trains on one device"),
+])
+def test_what_only_tensorflow_trains_is_refused_up_front(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        train_jax.check_supported(config.load_config(overrides=overrides))
+
+
+def test_packed_clips_unpack_to_the_same_scenes_and_cameras_with_fresh_noise(tiny_data, tmp_path):  # noqa: F811
+    cfg = config.load_config(overrides=tiny_data)
+    device_data.pack(cfg, tmp_path / "packed")
+    there = config.load_config(overrides=[f"data.input_dir={tmp_path / 'raw'}", f"data.gt_dir={tmp_path / 'gt'}",
+                                          f"data.lists_dir={tmp_path}"])
+    device_data.unpack(there, tmp_path / "packed")
+    for list_name in device_data.LISTS:
+        here = data.read_file_list(Path(cfg["data"]["lists_dir"]) / list_name)
+        unpacked = data.read_file_list(tmp_path / list_name)
+        assert [name for name, *_ in unpacked] == [name for name, *_ in here] and here
+        for (name, gt_path, input_path), (_, new_gt_path, new_input_path) in zip(here, unpacked):
+            gt, new_gt = np.load(gt_path), np.load(new_gt_path)
+            assert new_gt.shape == gt.shape and peak_signal_noise_ratio(gt, new_gt) > 30, name  # real clips: 36-44 dB
+            assert data.load_sidecar(new_input_path) == data.load_sidecar(input_path)
+            raw, new_raw = np.load(input_path).astype(np.float64), np.load(new_input_path).astype(np.float64)
+            assert new_raw.shape == raw.shape and not np.array_equal(new_raw, raw)  # fresh noise
+            np.testing.assert_allclose(new_raw.mean(axis=(0, 1, 2)), raw.mean(axis=(0, 1, 2)), rtol=0.02)

@@ -1,0 +1,169 @@
+"""Train the generator on Keras' JAX backend: for a machine with a GPU and JAX but no TensorFlow
+(the lent GPU machines). The same configuration, clips, crops, network, losses and checkpoint files
+as train.py; the plain generator on one device (no GAN, no distribution strategy, no MS-SSIM).
+
+    python train_jax.py [--config FILE] [--set ...] [--minutes M]
+
+Writes into train.checkpoint_root/EXPERIMENT/ what test.py reads: best.weights.h5 (at the best
+validation PSNR) with best.json, last.weights.h5, config.yaml and log.csv. With --minutes it ends
+at the last epoch that fits in that many minutes of training: a lent machine's time is fixed.
+There is no backup to resume from, since a lent machine does not outlast its session (train.py
+resumes); over a finished run it stops.
+"""
+import argparse
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+if __name__ == "__main__":  # as a script, Keras on JAX unless KERAS_BACKEND says otherwise (imported, the importer's)
+    os.environ.setdefault("KERAS_BACKEND", "jax")  # before Keras is imported
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from keras import ops  # noqa: E402
+
+import callbacks  # noqa: E402
+import config  # noqa: E402
+import crops  # noqa: E402
+import data  # noqa: E402
+import losses  # noqa: E402
+import metrics  # noqa: E402
+import network  # noqa: E402
+
+
+class CropBatches(keras.utils.PyDataset):
+    """An epoch of the sample plan's crops (the same ones train.py cuts), a batch per index, its
+    crops cut in parallel by `pool`. callbacks.EpochTracker sets the plan's epoch as Keras begins
+    one. (Keras' own worker threads would run ahead into the next epoch before it begins, and
+    the batch Keras reads before training would shift their order.)"""
+
+    def __init__(self, clips, plan, train_cfg, pool):
+        super().__init__()
+        self.clips, self.plan, self.train_cfg, self.pool = clips, plan, train_cfg, pool
+        self.epoch, self.samples = None, []
+
+    def __len__(self):
+        return self.plan.per_epoch // self.train_cfg["batch_size"]
+
+    def crop(self, sample):
+        clip, start, seed = sample
+        cfg = self.train_cfg
+        return crops.random_crop_pair(self.clips[clip], start, cfg["crop_frames"], cfg["crop_size"],
+                                      np.random.default_rng(seed), cfg["augment"], cfg["still_probability"])
+
+    def __getitem__(self, index):
+        if self.epoch != self.plan.epoch:
+            self.samples, self.epoch = list(self.plan()), self.plan.epoch
+        size = self.train_cfg["batch_size"]
+        pairs = list(self.pool.map(self.crop, self.samples[index * size:(index + 1) * size]))
+        return np.stack([p for p, _ in pairs]), np.stack([g for _, g in pairs])
+
+
+class StopBefore(keras.callbacks.Callback):
+    """Ends training after the epoch past which another epoch as long as the last would overrun
+    `minutes` of training."""
+
+    def __init__(self, minutes):
+        super().__init__()
+        self.seconds = 60 * minutes
+
+    def on_train_begin(self, logs=None):
+        self.start = self.epoch_start = time.monotonic()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.monotonic()
+        if now + (now - self.epoch_start) - self.start > self.seconds:
+            print(f"\nstopping after epoch {epoch + 1}: another would pass --minutes {self.seconds / 60:g}")
+            self.model.stop_training = True
+
+
+def psnr(gt_rgb, rgb):
+    """Per example: PSNR of the saved uint8 levels, per frame, averaged over frames (test.py's)."""
+    return ops.mean(metrics.psnr_levels(metrics.to_levels(gt_rgb), metrics.to_levels(rgb)), axis=1)
+
+
+def ssim(gt_rgb, rgb):
+    """Per example: SSIM of the saved uint8 levels, per frame, averaged over frames (test.py's)."""
+    frames = lambda video: losses.frames_as_batch(metrics.to_levels(video))  # noqa: E731
+    return losses.per_example(metrics.ssim_levels(frames(gt_rgb), frames(rgb)), ops.shape(rgb)[0])
+
+
+def check_supported(cfg):
+    if cfg["gan"]["enabled"]:
+        raise ValueError("gan.enabled: train_jax.py trains the plain generator; train the GAN variant with train.py")
+    if cfg["loss"]["ms_ssim"]:
+        raise ValueError("loss.ms_ssim: MS-SSIM is TensorFlow's; train with it through train.py")
+    if cfg["train"]["strategy"] != "default":
+        raise ValueError(f"train.strategy {cfg['train']['strategy']}: train_jax.py trains on one device")
+
+
+def train(cfg, minutes=None, workers=8, extra_callbacks=(), verbose="auto"):
+    """Run the configured training; returns the Keras History."""
+    check_supported(cfg)
+    train_cfg = cfg["train"]
+    folder = Path(train_cfg["checkpoint_root"]) / cfg["experiment"]
+    if (folder / "best.json").exists():
+        raise FileExistsError(f"{folder} holds a finished run: set another experiment")
+    lists_dir = Path(cfg["data"]["lists_dir"])
+    train_clips = data.open_list(lists_dir / "file_list", cfg["data"])
+    valid_clips = data.open_list(lists_dir / "valid_list", cfg["data"])
+    if not train_clips or not valid_clips:
+        raise ValueError(f"{lists_dir}: file_list and valid_list need at least one clip each")
+    crops.check_crop_fits(train_clips, train_cfg["crop_frames"], train_cfg["crop_size"], train_cfg["augment"], "file_list")
+    crops.check_crop_fits(valid_clips, train_cfg["crop_frames"], train_cfg["crop_size"], False, "valid_list")
+    loss_fn = losses.make_loss(cfg["loss"])
+
+    keras.utils.set_random_seed(cfg["seed"])
+    plan = crops.SamplePlan(train_clips, train_cfg, cfg["seed"])
+    steps_per_epoch = plan.per_epoch // train_cfg["batch_size"]
+    generator = network.build_unet(cfg["model"])
+    if train_cfg["init_weights"]:
+        network.load_initial_weights(generator, cfg["model"], train_cfg["init_weights"])
+    # Keras saves a compiled model's optimizer state with its weights: the generator stays
+    # uncompiled, and a model of the same layers (the same variables) trains.
+    trainer = keras.Model(generator.input, generator.output, name=f"{generator.name}_trainer")
+    ema = train_cfg["ema_momentum"]
+    trainer.compile(keras.optimizers.Adam(callbacks.learning_rate(train_cfg, steps_per_epoch),
+                                            clipnorm=train_cfg["clip_norm"], use_ema=ema is not None,
+                                            ema_momentum=ema or 0.99),
+                      loss=lambda gt_rgb, rgb: loss_fn(gt_rgb, rgb)[0], metrics=[psnr, ssim])
+
+    folder.mkdir(parents=True, exist_ok=True)
+    policy, why = network.resolve_precision(cfg["model"])
+    print(f"starting {cfg['experiment']} ({folder}) on Keras {keras.backend.backend()}; precision: {policy} ({why})")
+    valid_packed, valid_gt = crops.validation_arrays(valid_clips, train_cfg)
+    run_callbacks = [
+        callbacks.SaveConfig(folder / "config.yaml", cfg,
+                             f"precision: {policy} ({why}); trained by train_jax.py\nmachine: {network.machine()}"),
+        *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema else []),
+        callbacks.EpochTracker(plan),
+        callbacks.StopOnNonFinite(),
+        callbacks.EpochTimer(),  # before the callbacks that write the logs
+        callbacks.Checkpoints(folder, generator),
+        keras.callbacks.CSVLogger(folder / "log.csv"),
+        *([StopBefore(minutes)] if minutes else []),
+        *extra_callbacks,
+    ]
+    with ThreadPoolExecutor(workers) as pool:
+        return trainer.fit(CropBatches(train_clips, plan, train_cfg, pool), epochs=train_cfg["epochs"],
+                           validation_data=(valid_packed, valid_gt), validation_batch_size=train_cfg["batch_size"],
+                           callbacks=run_callbacks, verbose=verbose, shuffle=False)  # the plan shuffles
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, help="end at the last epoch that fits in this many minutes")
+    parser.add_argument("--workers", type=int, default=8, help="threads that cut crops (default 8)")
+    config.add_arguments(parser)
+    args = parser.parse_args(argv)
+    cfg = config.from_args(args)
+    history = train(cfg, args.minutes, args.workers)
+    print(f"best validation PSNR {max(history.history['val_psnr']):.2f} dB; weights and log: "
+          f"{Path(cfg['train']['checkpoint_root']) / cfg['experiment']}")
+
+
+if __name__ == "__main__":
+    config.run_script(main)
