@@ -69,10 +69,16 @@ def update_documents(key, table, documents=None):
                 tmp.write_text(pattern.sub(lambda m: m.group(1) + table + m.group(2), text))
 
 
+def older_runs_machine(precision):
+    """Runs before config.yaml named the machine: the GPU their precision line names, else this
+    machine, where they ran."""
+    gpu = re.search(r"GPU (.+?) runs bf16", precision)
+    return gpu.group(1) if gpu else network.machine()
+
+
 def run_summary(folder):
     """A markdown table of one training run: budget, wall time, best epoch, machine and precision,
-    the last two from its config.yaml's first lines (runs before the machine was recorded there
-    name this one's, as they ran on it)."""
+    from its log, best.json and config.yaml (whose first lines name the precision and machine)."""
     folder = Path(folder)
     log, best = read_log(folder / "log.csv"), json.loads((folder / "best.json").read_text())
     cfg = config.load_config(folder / "config.yaml")
@@ -87,7 +93,7 @@ def run_summary(folder):
             ("best epoch (validation PSNR)", f"{best['epoch']}: {best['val_psnr']:.2f} dB{ssim(best.get('val_ssim'))}"),
             ("last epoch", f"{log['val_psnr'][-1]:.2f} dB{ssim((log.get('val_ssim') or [None])[-1])}; "
                            f"training loss {log['loss'][-1]:.4f}"),
-            ("machine", header.get("machine") or network.machine()),
+            ("machine", header.get("machine") or older_runs_machine(header["precision"])),
             ("precision", f"precision: {header['precision']}")]
     return "| | |\n| --- | --- |\n" + "".join(f"| {k} | {v} |\n" for k, v in rows)
 

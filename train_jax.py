@@ -32,31 +32,34 @@ import network  # noqa: E402
 
 
 class CropBatches(keras.utils.PyDataset):
-    """An epoch of the sample plan's crops (the same ones train.py cuts), a batch per index, its
-    crops cut in parallel by `pool`. callbacks.EpochTracker sets the plan's epoch as Keras begins
-    one. (Keras' own worker threads would run ahead into the next epoch before it begins, and
-    the batch Keras reads before training would shift their order.)"""
+    """An epoch of the sample plan's crops (the same ones train.py cuts), a batch per index. `pool`
+    cuts the next `read_ahead` batches while the GPU trains on this one. callbacks.EpochTracker
+    sets the plan's epoch as Keras begins one. (Keras' own worker threads run ahead into the next
+    epoch before it begins, and the batch Keras reads before training shifts their order.)"""
 
-    def __init__(self, clips, plan, train_cfg, pool):
+    def __init__(self, clips, plan, train_cfg, pool, read_ahead):
         super().__init__()
-        self.clips, self.plan, self.train_cfg, self.pool = clips, plan, train_cfg, pool
-        self.epoch, self.samples = None, []
+        self.clips, self.plan, self.train_cfg, self.pool, self.read_ahead = clips, plan, train_cfg, pool, read_ahead
+        self.epoch, self.samples, self.batches = None, [], {}
 
     def __len__(self):
         return self.plan.per_epoch // self.train_cfg["batch_size"]
 
-    def crop(self, sample):
-        clip, start, seed = sample
+    def cut(self, samples):
         cfg = self.train_cfg
-        return crops.random_crop_pair(self.clips[clip], start, cfg["crop_frames"], cfg["crop_size"],
-                                      np.random.default_rng(seed), cfg["augment"], cfg["still_probability"])
+        pairs = [crops.random_crop_pair(self.clips[clip], start, cfg["crop_frames"], cfg["crop_size"],
+                                        np.random.default_rng(seed), cfg["augment"], cfg["still_probability"])
+                 for clip, start, seed in samples]
+        return np.stack([p for p, _ in pairs]), np.stack([g for _, g in pairs])
 
     def __getitem__(self, index):
         if self.epoch != self.plan.epoch:
-            self.samples, self.epoch = list(self.plan()), self.plan.epoch
+            self.samples, self.epoch, self.batches = list(self.plan()), self.plan.epoch, {}
         size = self.train_cfg["batch_size"]
-        pairs = list(self.pool.map(self.crop, self.samples[index * size:(index + 1) * size]))
-        return np.stack([p for p, _ in pairs]), np.stack([g for _, g in pairs])
+        for ahead in range(index, min(index + 1 + self.read_ahead, len(self))):
+            if ahead not in self.batches:
+                self.batches[ahead] = self.pool.submit(self.cut, self.samples[ahead * size:(ahead + 1) * size])
+        return self.batches.pop(index).result()
 
 
 class StopBefore(keras.callbacks.Callback):
@@ -148,7 +151,7 @@ def train(cfg, minutes=None, workers=8, extra_callbacks=(), verbose="auto"):
         *extra_callbacks,
     ]
     with ThreadPoolExecutor(workers) as pool:
-        return trainer.fit(CropBatches(train_clips, plan, train_cfg, pool), epochs=train_cfg["epochs"],
+        return trainer.fit(CropBatches(train_clips, plan, train_cfg, pool, read_ahead=workers), epochs=train_cfg["epochs"],
                            validation_data=(valid_packed, valid_gt), validation_batch_size=train_cfg["batch_size"],
                            callbacks=run_callbacks, verbose=verbose, shuffle=False)  # the plan shuffles
 
@@ -156,7 +159,7 @@ def train(cfg, minutes=None, workers=8, extra_callbacks=(), verbose="auto"):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, help="end at the last epoch that fits in this many minutes")
-    parser.add_argument("--workers", type=int, default=8, help="threads that cut crops (default 8)")
+    parser.add_argument("--workers", type=int, default=8, help="threads that cut batches ahead of training (default 8)")
     config.add_arguments(parser)
     args = parser.parse_args(argv)
     cfg = config.from_args(args)
