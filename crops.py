@@ -4,10 +4,12 @@ A crop is a (packed float32 (T, s, s, 4), ground truth float32 (T, 2s, 2s, 3)) p
 memory-mapped clip. Flips and the transpose follow Liu et al. (CVPRW 2019): the mosaic is flipped
 with its ground truth, then both are cut one pixel in where needed so the mosaic reads GBRG again.
 """
+from pathlib import Path
+
 import numpy as np
 
 import config
-from data import mosaic_from_packed, packed_from_mosaic
+from data import mosaic_from_packed, open_list, packed_from_mosaic
 
 
 def _cfa_codes(height, width):
@@ -127,3 +129,15 @@ def validation_arrays(clips, train_cfg):
     """One fixed crop per validation video: the first frames, centred."""
     pairs = [centre_crop_pair(clip, train_cfg["crop_frames"], train_cfg["crop_size"]) for clip in clips]
     return np.stack([p for p, _ in pairs]), np.stack([g for _, g in pairs])
+
+
+def training_clips(cfg):
+    """The clips of file_list and valid_list in data.lists_dir, checked to hold a crop each."""
+    train_cfg, lists_dir = cfg["train"], Path(cfg["data"]["lists_dir"])
+    train_clips = open_list(lists_dir / "file_list", cfg["data"])
+    valid_clips = open_list(lists_dir / "valid_list", cfg["data"])
+    if not train_clips or not valid_clips:
+        raise ValueError(f"{lists_dir}: file_list and valid_list need at least one clip each")
+    check_crop_fits(train_clips, train_cfg["crop_frames"], train_cfg["crop_size"], train_cfg["augment"], "file_list")
+    check_crop_fits(valid_clips, train_cfg["crop_frames"], train_cfg["crop_size"], False, "valid_list")
+    return train_clips, valid_clips

@@ -20,7 +20,6 @@ import tensorflow as tf
 import callbacks
 import config
 import crops
-import data
 import losses
 import metrics
 import network
@@ -213,13 +212,7 @@ def train(cfg, extra_callbacks=(), verbose="auto", restart=False):
     """Run (or resume) the configured training; returns the Keras History. Over a finished run
     it stops unless `restart`."""
     train_cfg = cfg["train"]
-    lists_dir = Path(cfg["data"]["lists_dir"])
-    train_clips = data.open_list(lists_dir / "file_list", cfg["data"])
-    valid_clips = data.open_list(lists_dir / "valid_list", cfg["data"])
-    if not train_clips or not valid_clips:
-        raise ValueError(f"{lists_dir}: file_list and valid_list need at least one clip each")
-    crops.check_crop_fits(train_clips, train_cfg["crop_frames"], train_cfg["crop_size"], train_cfg["augment"], "file_list")
-    crops.check_crop_fits(valid_clips, train_cfg["crop_frames"], train_cfg["crop_size"], False, "valid_list")
+    train_clips, valid_clips = crops.training_clips(cfg)
     loss_fn = losses.make_loss(cfg["loss"])  # a missing VGG file stops here, before any work
 
     keras.utils.set_random_seed(cfg["seed"])

@@ -25,7 +25,6 @@ from keras import ops  # noqa: E402
 import callbacks  # noqa: E402
 import config  # noqa: E402
 import crops  # noqa: E402
-import data  # noqa: E402
 import losses  # noqa: E402
 import metrics  # noqa: E402
 import network  # noqa: E402
@@ -110,13 +109,7 @@ def train(cfg, minutes=None, workers=8, extra_callbacks=(), verbose="auto"):
     folder = Path(train_cfg["checkpoint_root"]) / cfg["experiment"]
     if (folder / "best.json").exists():
         raise FileExistsError(f"{folder} holds a finished run: set another experiment")
-    lists_dir = Path(cfg["data"]["lists_dir"])
-    train_clips = data.open_list(lists_dir / "file_list", cfg["data"])
-    valid_clips = data.open_list(lists_dir / "valid_list", cfg["data"])
-    if not train_clips or not valid_clips:
-        raise ValueError(f"{lists_dir}: file_list and valid_list need at least one clip each")
-    crops.check_crop_fits(train_clips, train_cfg["crop_frames"], train_cfg["crop_size"], train_cfg["augment"], "file_list")
-    crops.check_crop_fits(valid_clips, train_cfg["crop_frames"], train_cfg["crop_size"], False, "valid_list")
+    train_clips, valid_clips = crops.training_clips(cfg)
     loss_fn = losses.make_loss(cfg["loss"])
 
     keras.utils.set_random_seed(cfg["seed"])
@@ -130,9 +123,9 @@ def train(cfg, minutes=None, workers=8, extra_callbacks=(), verbose="auto"):
     trainer = keras.Model(generator.input, generator.output, name=f"{generator.name}_trainer")
     ema = train_cfg["ema_momentum"]
     trainer.compile(keras.optimizers.Adam(callbacks.learning_rate(train_cfg, steps_per_epoch),
-                                            clipnorm=train_cfg["clip_norm"], use_ema=ema is not None,
-                                            ema_momentum=ema or 0.99),
-                      loss=lambda gt_rgb, rgb: loss_fn(gt_rgb, rgb)[0], metrics=[psnr, ssim])
+                                          clipnorm=train_cfg["clip_norm"], use_ema=ema is not None,
+                                          ema_momentum=ema or 0.99),
+                    loss=lambda gt_rgb, rgb: loss_fn(gt_rgb, rgb)[0], metrics=[psnr, ssim])
 
     folder.mkdir(parents=True, exist_ok=True)
     policy, why = network.resolve_precision(cfg["model"])

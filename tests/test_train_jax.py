@@ -18,7 +18,7 @@ import device_data
 import network
 import train
 import train_jax
-from test_train import TINY, read_weights, tiny_cfg, tiny_data  # noqa: F401 (tiny_data is a fixture)
+from test_train import read_weights, tiny_cfg, tiny_data  # noqa: F401 (tiny_data is a fixture)
 
 
 class StepLosses(keras.callbacks.Callback):
