@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import keras
@@ -108,3 +110,37 @@ def test_packed_clips_unpack_to_the_same_scenes_and_cameras_with_fresh_noise(tin
             raw, new_raw = np.load(input_path).astype(np.float64), np.load(new_input_path).astype(np.float64)
             assert new_raw.shape == raw.shape and not np.array_equal(new_raw, raw)  # fresh noise
             np.testing.assert_allclose(new_raw.mean(axis=(0, 1, 2)), raw.mean(axis=(0, 1, 2)), rtol=0.02)
+
+
+class FakePlan:
+    """A sample plan of `per_epoch` samples (clip 0, start i, seed i) whose epoch a test sets."""
+
+    def __init__(self, per_epoch):
+        self.per_epoch, self.epoch = per_epoch, 0
+
+    def __call__(self):
+        return ((0, i + 100 * self.epoch, i) for i in range(self.per_epoch))
+
+
+def test_batches_are_cut_ahead_in_the_plans_order(monkeypatch):
+    """Each crop takes 20 ms to cut and each step 40 ms to train: reading ahead, the cutting hides
+    behind the training, where cutting in series would add it."""
+    def slow_crop(clip, start, frames, size, rng, augment, still_probability):
+        time.sleep(0.02)
+        return np.full((1,), start, np.float32), np.full((1,), start, np.float32)
+
+    monkeypatch.setattr(train_jax.crops, "random_crop_pair", slow_crop)
+    train_cfg = {"batch_size": 2, "crop_frames": 1, "crop_size": 1, "augment": False, "still_probability": 0.0}
+    plan = FakePlan(per_epoch=20)
+    with ThreadPoolExecutor(4) as pool:
+        batches = train_jax.CropBatches([None], plan, train_cfg, pool, read_ahead=4)
+        begin = time.monotonic()
+        starts = []
+        for index in range(len(batches)):
+            starts += batches[index][0].ravel().tolist()
+            time.sleep(0.04)  # the training step
+        seconds = time.monotonic() - begin
+        plan.epoch = 1
+        assert batches[0][0].ravel().tolist() == [100, 101]  # a new epoch's plan
+    assert starts == list(range(20))
+    assert seconds < 10 * 0.04 + 0.2, seconds  # in series: 10 * (0.04 + 0.04) = 0.8 s
