@@ -338,13 +338,10 @@ def bench_memory(size, root):
 
 
 def machine():
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu, flags = network.cpu_info()
     gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
-    flags = {w for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")
-             for w in line.split(":", 1)[1].split()}
     policy, why = network.resolve_precision({"precision": "auto"})
-    return {"cpu": cpu, "cores": os.cpu_count(), "gpus": gpus, "tensorflow": tf.__version__,
+    return {"cpu": cpu or platform.processor(), "cores": os.cpu_count(), "gpus": gpus, "tensorflow": tf.__version__,
             "python": platform.python_version(),
             "cpu_flags": sorted(flags & {"avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile"}),
             "precision_auto": policy, "precision_auto_why": why}

@@ -12,8 +12,6 @@ each up-sampled map is cropped to its skip connection, as the original did.
 """
 import argparse
 import math
-import os
-import re
 from pathlib import Path
 
 import h5py
@@ -91,17 +89,16 @@ def residual_block(x, channels, kernel, name, dtype, time_padding):
     return _lrelu(layers.Add(name=f"{name}_add", dtype=dtype)([y, shortcut]), f"{name}_act2", dtype)
 
 
+BF16_FLAGS = {"amx_bf16", "avx512_bf16"}  # CPU instructions that run bfloat16 natively
+
+
 def bf16_hardware():
     """Why this machine runs bfloat16 natively, or None: a GPU of compute capability 8.0 or more
     (Ampere on), or a CPU with AMX-BF16 or AVX512-BF16. Elsewhere bf16 is emulated, ~5x slower."""
     for name, capability in _gpus():
         if capability >= (8, 0):
             return f"GPU {name} runs bf16 natively"
-    flags = set()
-    if os.path.isfile("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as f:
-            flags = {word for line in f if line.startswith("flags") for word in line.split(":", 1)[1].split()}
-    found = sorted(flags & {"amx_bf16", "avx512_bf16"})
+    found = sorted(cpu_info()[1] & BF16_FLAGS)
     return f"CPU flags {' and '.join(found)}" if found else None
 
 
@@ -110,9 +107,16 @@ def machine():
     gpus = [name for name, _ in _gpus()]
     if gpus:
         return ", ".join(gpus)
+    model, flags = cpu_info()
+    return f"{model or 'CPU'}, CPU flags: {', '.join(sorted(flags & BF16_FLAGS)) or 'no bf16'}"
+
+
+def cpu_info():
+    """(model name or None, set of flags) of this machine's CPU, from /proc/cpuinfo."""
     cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")), "CPU")
-    return f"{cpu}, CPU flags: {', '.join(sorted(set(re.findall(r'amx_bf16|avx512_bf16', cpuinfo)))) or 'no bf16'}"
+    lines = cpuinfo.splitlines()
+    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), None)
+    return model, {word for line in lines if line.startswith("flags") for word in line.split(":", 1)[1].split()}
 
 
 def _gpus():

@@ -141,3 +141,16 @@ def test_precision_auto_follows_the_cpu_flags(monkeypatch):
     monkeypatch.setattr(network, "bf16_hardware", lambda: None)
     assert network.resolve_precision(model_cfg())[0] == "float32"
     assert network.resolve_precision(model_cfg(precision="mixed_bfloat16"))[0] == "mixed_bfloat16"
+
+
+@pytest.mark.parametrize("gpus, flags, reason, machine", [
+    ([], {"avx2", "amx_bf16"}, "CPU flags amx_bf16", "Xeon X, CPU flags: amx_bf16"),
+    ([], {"avx2", "avx512f"}, None, "Xeon X, CPU flags: no bf16"),
+    ([("NVIDIA H100", (9, 0))], {"avx2"}, "GPU NVIDIA H100 runs bf16 natively", "NVIDIA H100"),
+    ([("Tesla T4", (7, 5))], {"avx2"}, None, "Tesla T4"),  # Turing emulates bf16
+])
+def test_the_hardware_that_runs_bf16_and_the_machine_in_words(monkeypatch, gpus, flags, reason, machine):
+    monkeypatch.setattr(network, "_gpus", lambda: gpus)
+    monkeypatch.setattr(network, "cpu_info", lambda: ("Xeon X", flags))
+    assert network.bf16_hardware() == reason
+    assert network.machine() == machine
