@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 import config
 import data
+import generate_file_list
 import synthesis
 from atomic import atomic_output
 
@@ -65,9 +66,9 @@ def decode(path):
 
 
 def unpack(cfg, packed_dir=PACKED_DIR):
-    data_cfg = cfg["data"]
+    data_cfg, lists_dir = cfg["data"], Path(cfg["data"]["lists_dir"])
+    lists_dir.mkdir(parents=True, exist_ok=True)
     for list_name in LISTS:
-        lines = []
         names = (packed_dir / list_name).read_text().split()
         for name in tqdm(names, desc=f"unpacking {list_name}", unit="clip"):
             meta = json.loads((packed_dir / f"{name}.json").read_text())
@@ -75,11 +76,7 @@ def unpack(cfg, packed_dir=PACKED_DIR):
             params = synthesis.CameraParams(**meta["simulation"])
             rng = synthesis.clip_rng(cfg["synthesis"]["seed"], name, "unpacked")
             synthesis.write_pair(name, gt_rgb, synthesis.synthesize(gt_rgb, params, rng), meta, data_cfg)
-            lines.append(f"{name} {Path(data_cfg['gt_dir']) / name}.npy {Path(data_cfg['input_dir']) / name}.npy\n")
-        lists_dir = Path(data_cfg["lists_dir"])
-        lists_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_output(lists_dir / list_name) as tmp:
-            tmp.write_text("".join(lines))
+        generate_file_list.write_list(lists_dir / list_name, names, data_cfg)
 
 
 def main(argv=None):
