@@ -72,9 +72,21 @@ def test_signed_input_keeps_the_mean_of_dark_pixels_unbiased():
 def test_packed_colour_matrix_keeps_green_detail():
     ccm = np.array([[1.5, -0.3, -0.2], [-0.2, 1.4, -0.2], [0.0, -0.5, 1.5]], np.float32)
     packed = np.array([0.30, 0.20, 0.40, 0.34], np.float32)  # G1, B, R, G2
-    out = data.apply_ccm_packed(packed, ccm)
+    out = data.packed_colour_matrix(ccm) @ packed
     rgb = ccm @ np.array([0.40, 0.32, 0.20])
     np.testing.assert_allclose(out, [0.30 + rgb[1] - 0.32, rgb[2], rgb[0], 0.34 + rgb[1] - 0.32], rtol=1e-5)
+
+
+def test_linear_light_with_a_colour_matrix_by_hand():
+    ccm = [[1.5, -0.3, -0.2], [-0.2, 1.4, -0.2], [0.0, -0.5, 1.5]]
+    meta = {"black_level": 100, "white_level": 1100, "ratio": 10, "wb_gains": [2.0, 1.0, 1.5], "ccm": ccm}
+    frames = np.array([[[[150, 120, 130, 90]], [[400, 100, 700, 420]]]], np.uint16)  # G, B, R, G
+    linear = data.make_linear(meta, linear_cfg(), "clip")(frames)
+    for pixel, (g1, b, r, g2) in zip(linear[0, :, 0], frames[0, :, 0].astype(float)):
+        g1, b, r, g2 = (g1 - 100) / 100, (b - 100) / 100 * 1.5, (r - 100) / 100 * 2.0, (g2 - 100) / 100
+        rgb = np.array(ccm) @ [r, (g1 + g2) / 2, b]
+        shift = rgb[1] - (g1 + g2) / 2
+        np.testing.assert_allclose(pixel, [g1 + shift, rgb[2], rgb[0], g2 + shift], rtol=1e-5, atol=1e-6)
 
 
 def test_reader_errors_name_the_file(tmp_path):
