@@ -27,7 +27,7 @@ MSE_FLOOR = 1e-10  # identical frames score 10 log10(255^2 / 1e-10) = 148 dB, no
 
 def to_levels(rgb):
     """Float RGB in [0, 1] -> the uint8 levels it is saved as (video_io.to_uint8), as floats."""
-    return ops.floor(ops.clip(rgb, 0.0, 1.0) * 255.0 + 0.5)
+    return ops.round(ops.clip(rgb, 0.0, 1.0) * 255.0)
 
 
 def psnr_levels(gt_levels, levels):

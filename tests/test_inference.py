@@ -124,6 +124,15 @@ def test_psnr_and_ssim_match_scikit_image():
     np.testing.assert_allclose(metrics.ssim(gt, out), expected_ssim, atol=1e-3)
 
 
+def test_saved_levels_round_to_nearest_and_saturate_as_validation_scores_them():
+    rng = np.random.default_rng(0)
+    rgb = rng.normal(0.5, 0.4, (2, 6, 10, 3)).astype(np.float32)  # a quarter of it outside [0, 1]
+    rgb[0, 0, 0] = [1.5 / 255, 2.5 / 255, 0.5]  # ties: 1.5 -> 2 and 2.5 -> 2 (to even), 127.5 -> 128
+    expected = np.round(np.clip(rgb * np.float32(255), 0, 255))
+    np.testing.assert_array_equal(to_uint8(rgb), expected.astype(np.uint8))
+    np.testing.assert_array_equal(metrics.to_levels(rgb), expected)
+
+
 def test_mabd_by_hand():
     # Three 12x12 grey frames. Brightness of (R, G, B) = (v, v, v) is v / 255.
     grey = np.array([0, 51, 102], np.uint8)[:, None, None, None] * np.ones((1, 12, 12, 3), np.uint8)
