@@ -192,8 +192,8 @@ def make_linear(meta, data_cfg, where):
     black, gains, ccm = linear_params(meta, data_cfg, where)
     colour = np.eye(4, dtype=np.float32) if ccm is None else packed_colour_matrix(ccm)
     scale = colour * gains  # colour @ diag(gains)
-    # All of it is one affine map per pixel, applied by cv2.transform in a single pass: the numpy
-    # steps one by one cost a tenth of the network's time at inference.
+    # All of it is one affine map per pixel, applied by cv2.transform in one pass over the frames
+    # instead of numpy's several: at inference it runs on the cores the network needs.
     affine = np.concatenate([scale, -(scale @ black)[:, None]], axis=1)
 
     def linear(frames):

@@ -104,8 +104,8 @@ def write_video(path, frames, fps, archive=False):
 
 def to_uint8(rgb):
     """Float RGB in [0, 1] -> the uint8 levels a frame is saved as (rounded to nearest, ties to even,
-    and saturated). OpenCV's saturating cast does it in one pass, a seventh of numpy's clip, scale
-    and cast; addWeighted is its call that scales into another depth (the second term is 0)."""
+    and saturated). OpenCV's saturating cast does it in one pass, where numpy takes four (clip, scale,
+    round, cast); addWeighted is its call that scales into another depth (the second term is 0)."""
     flat = np.ascontiguousarray(rgb).reshape(-1, rgb.shape[-1])
     return cv2.addWeighted(flat, 255.0, flat, 0.0, 0.0, dtype=cv2.CV_8U).reshape(rgb.shape)
 
