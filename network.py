@@ -48,17 +48,35 @@ class DepthToSpace(layers.Layer):
 
 class ReplicateTimePad(layers.Layer):
     """Pad (B, F, H, W, C) with `frames` copies of the first and last frame, and with zeros in space
-    by `pixels`: what a "valid" convolution needs to return the size a "same" one would."""
+    by `pixels`: what a "valid" convolution needs to return the size a "same" one would.
+
+    Its gradient is written out: cut the border, fold the copies' gradients back onto the end
+    frames. The one TensorFlow derives from the slices and the concatenation builds a zero tensor
+    the size of the clip for every slice, a large share of a training step (benchmark.py's
+    training section measures the step)."""
 
     def __init__(self, frames, pixels, **kwargs):
         super().__init__(**kwargs)
         self.frames, self.pixels = frames, pixels
 
     def call(self, x):
-        first, last = x[:, :1], x[:, -1:]
-        x = ops.concatenate([first] * self.frames + [x] + [last] * self.frames, axis=1)
-        p = self.pixels
-        return ops.pad(x, [[0, 0], [0, 0], [p, p], [p, p], [0, 0]])
+        frames, p = self.frames, self.pixels
+
+        @ops.custom_gradient
+        def pad(x):
+            def grad(upstream):
+                height, width = ops.shape(upstream)[2], ops.shape(upstream)[3]
+                inner = upstream[:, :, p:height - p, p:width - p]
+                before = ops.sum(inner[:, :frames], axis=1, keepdims=True)
+                after = ops.sum(inner[:, ops.shape(inner)[1] - frames:], axis=1, keepdims=True)
+                own = inner[:, frames:ops.shape(inner)[1] - frames]
+                # Two steps, so that a 1-frame clip, whose first frame is its last, gets both.
+                own = ops.concatenate([own[:, :1] + before, own[:, 1:]], axis=1)
+                return ops.concatenate([own[:, :-1], own[:, -1:] + after], axis=1)
+
+            padded = ops.concatenate([x[:, :1]] * frames + [x] + [x[:, -1:]] * frames, axis=1)
+            return ops.pad(padded, [[0, 0], [0, 0], [p, p], [p, p], [0, 0]]), grad
+        return pad(x)
 
     def compute_output_shape(self, shape):
         grow = lambda n, by: None if n is None else n + 2 * by  # noqa: E731

@@ -135,6 +135,26 @@ def test_replicated_time_padding_sees_one_frame_as_a_still_scene():
         assert np.allclose(single, middle, atol=1e-5) == same, padding
 
 
+@pytest.mark.parametrize("length, frames, pixels", [(1, 1, 1), (2, 1, 0), (5, 1, 1), (5, 2, 1)])
+def test_replicate_padding_and_its_written_out_gradient_by_hand(length, frames, pixels):
+    rng = np.random.default_rng(length)
+    x = rng.random((2, length, 3, 4, 2)).astype("float32")
+    pad = network.ReplicateTimePad(frames, pixels)
+    source = np.clip(np.arange(length + 2 * frames) - frames, 0, length - 1)  # the frame each output copies
+    space = [(0, 0), (pixels, pixels), (pixels, pixels), (0, 0)]
+    expected = np.stack([np.pad(x[:, t], space) for t in source], axis=1)
+    np.testing.assert_array_equal(pad(x).numpy(), expected)
+    # The gradient of sum(w * pad(x)): each output frame's weights, cut to the frame, go to its source.
+    w = rng.random(expected.shape).astype("float32")
+    x_var = tf.Variable(x)
+    with tf.GradientTape() as tape:
+        total = tf.reduce_sum(w * pad(x_var))
+    by_hand = np.zeros_like(x)
+    for t, frame in enumerate(source):
+        by_hand[:, frame] += w[:, t, pixels:pixels + 3, pixels:pixels + 4]
+    np.testing.assert_allclose(tape.gradient(total, x_var).numpy(), by_hand, rtol=1e-6)
+
+
 def test_precision_auto_follows_the_cpu_flags(monkeypatch):
     monkeypatch.setattr(network, "bf16_hardware", lambda: "CPU flags amx_bf16")
     assert network.resolve_precision(model_cfg()) == ("mixed_bfloat16", "auto: CPU flags amx_bf16")
