@@ -62,7 +62,7 @@ def crop_pair(clip, start, top, left, frames, size, flips=(False, False, False, 
     dy, dx = _cfa_phase(codes[0])
     window = (slice(None), slice(dy, dy + 2 * size), slice(dx, dx + 2 * size))
     packed = clip.normalize(packed_from_mosaic(raw[window]))
-    return packed, None if gt is None else gt[window].astype(np.float32) / 255.0
+    return packed, None if gt is None else np.divide(gt[window], np.float32(255), dtype=np.float32)  # one pass
 
 
 def random_crop_pair(clip, start, frames, size, rng, augment, still_probability=0.0, end_probability=0.0):
