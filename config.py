@@ -121,10 +121,6 @@ DEFAULTS = {
         # The share of training crops that are one frame repeated: with replicated time padding the
         # network then learns single photos and the ends of clips, where it sees no neighbours.
         "still_probability": 0.1,
-        # The share of the other crops cut at a clip's first frame (its last, when time-flipped),
-        # with the frames before it mirrored as test.py mirrors a clip's ends: the network then
-        # learns end frames whose neighbours on one side are copies of those on the other.
-        "end_probability": 0.0,
         "preview_every": 5,  # epochs between side-by-side preview videos (0: never)
         "checkpoint_root": "1_checkpoint",  # checkpoints, logs and previews in ROOT/EXPERIMENT/
         "strategy": "default",  # default (one device), mirrored (all local GPUs), multi_worker (TF_CONFIG)
@@ -319,9 +315,8 @@ def validate(cfg):
     if train["steps_per_epoch"] is not None and (not isinstance(train["steps_per_epoch"], int)
                                                  or train["steps_per_epoch"] < 1):
         raise ValueError(f"train.steps_per_epoch must be a positive integer or null, got {train['steps_per_epoch']!r}")
-    for key in ("still_probability", "end_probability"):
-        if not 0 <= train[key] <= 1:
-            raise ValueError(f"train.{key} must be in [0, 1], got {train[key]!r}")
+    if not 0 <= train["still_probability"] <= 1:
+        raise ValueError(f"train.still_probability must be in [0, 1], got {train['still_probability']!r}")
     if train["strategy"] not in STRATEGIES:
         raise ValueError(f"train.strategy must be one of {STRATEGIES}, got {train['strategy']!r}")
     test = cfg["test"]

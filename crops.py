@@ -40,13 +40,10 @@ def crop_pair(clip, start, top, left, frames, size, flips=(False, False, False, 
     `flips` = (time, vertical, horizontal, transpose). Spatial flips are Bayer-preserving (Liu et
     al., CVPRW 2019): the mosaic and the ground truth are cut one block larger, flipped together,
     then both are cropped one pixel in where needed so that the mosaic reads GBRG again. Without a
-    flip, the crop is exactly packed [top, top + s) x [left, left + s). A negative `start` reaches
-    before the clip's first frame, mirrored about it as test.py mirrors a clip's ends (frame -k is
-    frame k)."""
+    flip, the crop is exactly packed [top, top + s) x [left, left + s)."""
     flip_t, flip_v, flip_h, transpose = flips
     margin = flip_margin(flip_v or flip_h or transpose)
-    times = np.abs(np.arange(start, start + frames)) if start < 0 else slice(start, start + frames)
-    block = times, slice(top, top + size + margin), slice(left, left + size + margin)
+    block = slice(start, start + frames), slice(top, top + size + margin), slice(left, left + size + margin)
     raw = mosaic_from_packed(np.asarray(clip.packed_raw[block]))
     codes = _cfa_codes(*raw.shape[1:])
     gt = None
@@ -65,16 +62,12 @@ def crop_pair(clip, start, top, left, frames, size, flips=(False, False, False, 
     return packed, None if gt is None else np.divide(gt[window], np.float32(255), dtype=np.float32)  # one pass
 
 
-def random_crop_pair(clip, start, frames, size, rng, augment, still_probability=0.0, end_probability=0.0):
+def random_crop_pair(clip, start, frames, size, rng, augment, still_probability=0.0):
     """A random crop of `frames` frames from `start`, randomly flipped when `augment`; with
     `still_probability`, one frame of it repeated `frames` times instead (a photo, as the network
-    sees it with replicated time padding); else with `end_probability`, a crop whose first half
-    holds the clip's first frame, mirrored before it as test.py mirrors a clip's ends (a time flip
-    makes it a clip's last frame)."""
+    sees it with replicated time padding)."""
     flips = tuple(rng.random(4) < 0.5) if augment else (False,) * 4
     still = rng.random() < still_probability
-    if rng.random() < end_probability and frames > 1:
-        start = -int(rng.integers(1, frames // 2 + 1))
     margin = flip_margin(any(flips[1:]))
     _, height, width, _ = clip.packed_raw.shape
     top = int(rng.integers(0, height - size - margin + 1))

@@ -35,7 +35,7 @@ def training_dataset(clips, plan, train_cfg):
     def load(index, start, sample_seed):
         rng = np.random.default_rng(sample_seed)
         return crops.random_crop_pair(clips[index], start, frames, size, rng, train_cfg["augment"],
-                                     train_cfg["still_probability"], train_cfg["end_probability"])
+                                     train_cfg["still_probability"])
 
     def load_tensors(index, start, sample_seed):
         packed, gt_rgb = tf.numpy_function(load, [index, start, sample_seed], (tf.float32, tf.float32), stateful=False)

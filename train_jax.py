@@ -47,8 +47,7 @@ class CropBatches(keras.utils.PyDataset):
     def cut(self, samples):
         cfg = self.train_cfg
         pairs = [crops.random_crop_pair(self.clips[clip], start, cfg["crop_frames"], cfg["crop_size"],
-                                        np.random.default_rng(seed), cfg["augment"], cfg["still_probability"],
-                                        cfg["end_probability"])
+                                        np.random.default_rng(seed), cfg["augment"], cfg["still_probability"])
                  for clip, start, seed in samples]
         return np.stack([p for p, _ in pairs]), np.stack([g for _, g in pairs])
 

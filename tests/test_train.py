@@ -301,23 +301,6 @@ def test_bayer_preserving_augmentation_keeps_colours_and_pixels_aligned():
         assert gt[0, 0, 0, 2] == (frames - 1 if flips[0] else 0)
 
 
-def test_end_crops_hold_a_clips_first_frame_mirrored_as_test_py_mirrors_it():
-    import inference
-    length, frames = 10, 6
-    packed = np.random.default_rng(0).integers(0, 4096, (length, 4, 4, 4)).astype(np.uint16)
-    gt_rgb = np.broadcast_to(np.arange(length, dtype=np.uint8)[:, None, None, None], (length, 8, 8, 3))
-    clip = data.Clip("clip", packed, gt_rgb, None, lambda x: x.astype(np.float32))
-    reaches = set()
-    for seed in range(40):
-        got, gt = crops.random_crop_pair(clip, 3, frames, 4, np.random.default_rng(seed), False, end_probability=1.0)
-        first = int(np.argmin(gt[:, 0, 0, 0]))  # where the clip's first frame sits in the crop
-        reaches.add(first)
-        np.testing.assert_array_equal(got, inference.read_mirrored(packed, -first, frames - first))
-    assert reaches == {1, 2, 3}  # anywhere in the crop's first half, never at its very start
-    plain, _ = crops.random_crop_pair(clip, 3, frames, 4, np.random.default_rng(0), False, end_probability=0.0)
-    np.testing.assert_array_equal(plain, packed[3:3 + frames])
-
-
 @pytest.mark.parametrize("override, message", [
     ("loss.terms={l2: 1}", "unknown loss 'l2'"),
     ("model.depth=5", "model.depth must be one of"),
