@@ -21,6 +21,7 @@ window (a thread), the network and the blending on the current one (a thread), a
 rounding the finished frames (a thread), and whatever the caller does with them (encoding,
 metrics), so the model is rarely left waiting.
 """
+import contextlib
 import math
 import queue
 import threading
@@ -92,8 +93,12 @@ class TiledEnhancer:
 
     def enhance(self, clip):
         """Yield (first frame index, uint8 RGB frames) chunks of the enhanced clip, in order."""
-        blended = in_background(self._blend(clip))
-        return in_background((first, finish(*frames)) for first, frames in blended)
+        return in_background(self._finish(clip))
+
+    def _finish(self, clip):
+        with contextlib.closing(in_background(self._blend(clip))) as blended:
+            for first, frames in blended:
+                yield first, finish(*frames)
 
     def _blend(self, clip):
         """Yield (first frame index, float RGB frames, their input's linear light or None) chunks."""
@@ -101,22 +106,23 @@ class TiledEnhancer:
         mirror, tile, starts = time_plan(length, self.cfg)
         windows = in_background(self._read(clip, start - mirror, start - mirror + tile) for start in starts)
         carry_sum = carry_weight = None  # the blended tail that the next window overlaps
-        for i, (start, (packed, linear)) in enumerate(zip(starts, windows)):
-            time_weight = ramp(tile, overlap)[:, None, None, None]
-            window_sum = self.enhance_window(packed)
-            window_sum *= time_weight  # in place: a copy of the window costs more than the product
-            window_weight = np.broadcast_to(time_weight, (tile, 1, 1, 1)).copy()
-            if carry_sum is not None:
-                window_sum[:len(carry_sum)] += carry_sum
-                window_weight[:len(carry_weight)] += carry_weight
-            done = (starts[i + 1] - start) if i + 1 < len(starts) else tile
-            first, stop = max(start, mirror), min(start + done, mirror + length)  # the clip's own frames
-            if first < stop:
-                own = slice(first - start, stop - start)
-                rgb = window_sum[own]
-                rgb /= window_weight[own]
-                yield first - mirror, (rgb, None if linear is None else linear[own])
-            carry_sum, carry_weight = window_sum[done:], window_weight[done:]
+        with contextlib.closing(windows):  # its thread stopped and joined when this stage stops
+            for i, (start, (packed, linear)) in enumerate(zip(starts, windows)):
+                time_weight = ramp(tile, overlap)[:, None, None, None]
+                window_sum = self.enhance_window(packed)
+                window_sum *= time_weight  # in place: a copy of the window costs more than the product
+                window_weight = np.broadcast_to(time_weight, (tile, 1, 1, 1)).copy()
+                if carry_sum is not None:
+                    window_sum[:len(carry_sum)] += carry_sum
+                    window_weight[:len(carry_weight)] += carry_weight
+                done = (starts[i + 1] - start) if i + 1 < len(starts) else tile
+                first, stop = max(start, mirror), min(start + done, mirror + length)  # the clip's own frames
+                if first < stop:
+                    own = slice(first - start, stop - start)
+                    rgb = window_sum[own]
+                    rgb /= window_weight[own]
+                    yield first - mirror, (rgb, None if linear is None else linear[own])
+                carry_sum, carry_weight = window_sum[done:], window_weight[done:]
 
     def _read(self, clip, start, stop):
         """Frames [start, stop) of the clip, mirrored at its ends: the network's input, and the
@@ -174,23 +180,32 @@ def read_mirrored(array, start, stop):
 
 def in_background(items, ahead=1):
     """Iterate `items` in a thread of its own, at most `ahead` items before the consumer; an error
-    there is raised here. If the consumer stops early, the thread stops at its next item."""
+    there is raised here. If the consumer stops early (an error, Ctrl-C, a kill), the thread stops
+    at its next item and closes `items`, and the consumer waits for it: no thread may still be
+    inside TensorFlow while the interpreter shuts down, which can abort the process."""
     handoff, stop, end = queue.Queue(maxsize=ahead), threading.Event(), object()
+
+    def offer(entry):
+        """Hand `entry` over unless the consumer has stopped; whether it was."""
+        while not stop.is_set():
+            try:
+                handoff.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def produce():
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        handoff.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not offer((item, None)):
                     return
-            handoff.put((end, None))
+            offer((end, None))
         except BaseException as error:  # noqa: BLE001 - handed to the consumer, who raises it
-            handoff.put((end, error))
+            offer((end, error))
+        finally:
+            if hasattr(items, "close"):  # a generator: its own clean-up, and its stages', runs now
+                items.close()
 
     thread = threading.Thread(target=produce, daemon=True)
     thread.start()
@@ -204,3 +219,4 @@ def in_background(items, ahead=1):
             yield item
     finally:
         stop.set()
+        thread.join()

@@ -160,7 +160,9 @@ def enhance_clip(clip, enhancer, cfg, output, compare=False, sheet=False, save_n
             with open(npy_path, "r+b") as f:  # claim the space now: a full disk is an error here, not a SIGBUS later
                 os.posix_fallocate(f.fileno(), 0, os.path.getsize(npy_path))
         progress = outputs.enter_context(tqdm(total=count, desc=clip.name, unit="frame"))
-        for start, rgb in enhancer.enhance(clip):
+        # Closed first on the way out, so its threads have stopped before the files are dealt with.
+        chunks = outputs.enter_context(contextlib.closing(enhancer.enhance(clip)))
+        for start, rgb in chunks:
             stop = start + len(rgb)
             video.write(rgb)
             progress.update(len(rgb))

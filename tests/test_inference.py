@@ -243,6 +243,31 @@ def test_background_stage_keeps_order_bounds_its_lead_and_raises_errors():
         list(inference.in_background(broken()))
 
 
+def test_a_stopped_consumer_stops_every_stage_before_it_returns():
+    """Stopped early (an error, Ctrl-C, a kill), a chain of stages must have closed every generator
+    and ended every thread by the time it is closed: none may be left running inside TensorFlow."""
+    import contextlib
+    import threading
+    closed = []
+
+    def frames():
+        try:
+            yield from range(100)
+        finally:
+            closed.append("frames")
+
+    def finished(source):  # a stage fed by another, as TiledEnhancer chains them
+        with contextlib.closing(source):
+            yield from source
+        closed.append("never: it was stopped")
+
+    before = threading.active_count()
+    chain = inference.in_background(finished(inference.in_background(frames())))
+    assert next(chain) == 0
+    chain.close()
+    assert closed == ["frames"] and threading.active_count() == before
+
+
 def test_full_disk_fails_loudly_and_keeps_the_good_file(tmp_path):
     """A file-size limit makes ffmpeg's writes fail as a full disk does: the writer must say so and
     leave the earlier good video where it was, with no temporary file behind."""
