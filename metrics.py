@@ -19,7 +19,7 @@ test.py measures.
 import numpy as np
 from keras import ops
 
-from losses import LUMA, SSIM, ssim_images
+from losses import LUMA, SSIM, frames_as_batch, per_example, ssim_images
 
 MABD_UNIT = 1e-3
 MSE_FLOOR = 1e-10  # identical frames score 10 log10(255^2 / 1e-10) = 148 dB, not infinity
@@ -39,6 +39,18 @@ def psnr_levels(gt_levels, levels):
 def ssim_levels(gt_levels, levels):
     """Per-frame SSIM of (N, H, W, 3) float tensors in levels -> (N,)."""
     return ssim_images(gt_levels, levels, **dict(SSIM, max_val=255.0))
+
+
+def video_psnr(gt_rgb, rgb):
+    """Per example of (B, F, H, W, 3) float videos in [0, 1]: the PSNR of the uint8 levels they are
+    saved as, per frame, averaged over frames (test.py's): validation's, in train.py and train_jax.py."""
+    return ops.mean(psnr_levels(to_levels(gt_rgb), to_levels(rgb)), axis=1)
+
+
+def video_ssim(gt_rgb, rgb):
+    """Per example of (B, F, H, W, 3) float videos in [0, 1]: SSIM as video_psnr measures PSNR."""
+    frames = lambda video: frames_as_batch(to_levels(video))  # noqa: E731
+    return per_example(ssim_levels(frames(gt_rgb), frames(rgb)), ops.shape(rgb)[0])
 
 
 def psnr(gt_frames, frames):

@@ -132,11 +132,7 @@ class TrainingModel(keras.Model):
         packed, gt_rgb, weight = keras.utils.unpack_x_y_sample_weight(batch)
         rgb = tf.clip_by_value(self.generator(packed, training=False), 0.0, 1.0)
         total, terms = self.loss_fn(gt_rgb, rgb)
-        gt_levels, levels = metrics.to_levels(gt_rgb), metrics.to_levels(rgb)
-        batch_size = tf.shape(rgb)[0]
-        values = {"loss": total, **terms, "psnr": tf.reduce_mean(metrics.psnr_levels(gt_levels, levels), axis=1),
-                  "ssim": losses.per_example(metrics.ssim_levels(losses.frames_as_batch(gt_levels),
-                                                                losses.frames_as_batch(levels)), batch_size)}
+        values = {"loss": total, **terms, "psnr": metrics.video_psnr(gt_rgb, rgb), "ssim": metrics.video_ssim(gt_rgb, rgb)}
         return self._track(self.val_trackers, values, weight)
 
     def _track(self, trackers, values, weight=None):

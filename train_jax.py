@@ -20,7 +20,6 @@ if __name__ == "__main__":  # as a script, Keras on JAX unless KERAS_BACKEND say
     os.environ.setdefault("KERAS_BACKEND", "jax")  # before Keras is imported
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from keras import ops  # noqa: E402
 
 import callbacks  # noqa: E402
 import config  # noqa: E402
@@ -82,17 +81,6 @@ class StopBefore(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def psnr(gt_rgb, rgb):
-    """Per example: PSNR of the saved uint8 levels, per frame, averaged over frames (test.py's)."""
-    return ops.mean(metrics.psnr_levels(metrics.to_levels(gt_rgb), metrics.to_levels(rgb)), axis=1)
-
-
-def ssim(gt_rgb, rgb):
-    """Per example: SSIM of the saved uint8 levels, per frame, averaged over frames (test.py's)."""
-    frames = lambda video: losses.frames_as_batch(metrics.to_levels(video))  # noqa: E731
-    return losses.per_example(metrics.ssim_levels(frames(gt_rgb), frames(rgb)), ops.shape(rgb)[0])
-
-
 def check_supported(cfg):
     if cfg["gan"]["enabled"]:
         raise ValueError("gan.enabled: train_jax.py trains the plain generator; train the GAN variant with train.py")
@@ -125,7 +113,9 @@ def train(cfg, minutes=None, workers=8, extra_callbacks=(), verbose="auto"):
     trainer.compile(keras.optimizers.Adam(callbacks.learning_rate(train_cfg, steps_per_epoch),
                                           clipnorm=train_cfg["clip_norm"], use_ema=ema is not None,
                                           ema_momentum=ema or 0.99),
-                    loss=lambda gt_rgb, rgb: loss_fn(gt_rgb, rgb)[0], metrics=[psnr, ssim])
+                    loss=lambda gt_rgb, rgb: loss_fn(gt_rgb, rgb)[0],
+                    metrics=[keras.metrics.MeanMetricWrapper(metrics.video_psnr, name="psnr"),
+                             keras.metrics.MeanMetricWrapper(metrics.video_ssim, name="ssim")])
 
     folder.mkdir(parents=True, exist_ok=True)
     policy, why = network.resolve_precision(cfg["model"])
