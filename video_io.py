@@ -43,7 +43,8 @@ ARCHIVE = ["-pix_fmt", "yuv444p", "-crf", "12", "-preset", "slow"]  # full colou
 
 class VideoWriter:
     """Streams uint8 RGB chunks (N, H, W, 3), H and W even, into an H.264 yuv420p mp4 that
-    browsers play (or, with `archive`, a 4:4:4 one close to lossless that is a tenth of the raw frames). The file appears under its name only when the writer closes without error and
+    browsers play (or, with `archive`, a 4:4:4 one close to lossless that is a tenth of the raw
+    frames). The file appears under its name only when the writer closes without error and
     ffmpeg's file holds every frame: ffmpeg's exit status is not reported through imageio-ffmpeg,
     so a full disk would otherwise pass for success and replace a good file with a broken one."""
 
