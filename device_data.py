@@ -11,6 +11,8 @@ sidecar's camera, with fresh noise drawn from the clip's name, so each pair is e
 """
 import argparse
 import json
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import cv2
@@ -65,18 +67,27 @@ def decode(path):
     return np.stack(frames)
 
 
-def unpack(cfg, packed_dir=PACKED_DIR):
-    data_cfg, lists_dir = cfg["data"], Path(cfg["data"]["lists_dir"])
+def unpack(cfg, packed_dir=PACKED_DIR, workers=None):
+    """A process a clip at a time, on every core: each takes about a second, and a lent machine's
+    minutes are few. Each clip's noise is drawn from its name, so the order does not matter."""
+    lists_dir = Path(cfg["data"]["lists_dir"])
     lists_dir.mkdir(parents=True, exist_ok=True)
-    for list_name in LISTS:
-        names = (packed_dir / list_name).read_text().split()
-        for name in tqdm(names, desc=f"unpacking {list_name}", unit="clip"):
-            meta = json.loads((packed_dir / f"{name}.json").read_text())
-            gt_rgb = decode(packed_dir / f"{name}.mp4")
-            params = synthesis.CameraParams(**meta["simulation"])
-            rng = synthesis.clip_rng(cfg["synthesis"]["seed"], name, "unpacked")
-            synthesis.write_pair(name, gt_rgb, synthesis.synthesize(gt_rgb, params, rng), meta, data_cfg)
-        generate_file_list.write_list(lists_dir / list_name, names, data_cfg)
+    # spawn, not fork: the caller may hold TensorFlow's or JAX's threads, which a fork can deadlock
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for list_name in LISTS:
+            names = (packed_dir / list_name).read_text().split()
+            jobs = [pool.submit(unpack_clip, cfg, packed_dir, name) for name in names]
+            for job in tqdm(as_completed(jobs), total=len(jobs), desc=f"unpacking {list_name}", unit="clip"):
+                job.result()
+            generate_file_list.write_list(lists_dir / list_name, names, cfg["data"])
+
+
+def unpack_clip(cfg, packed_dir, name):
+    meta = json.loads((packed_dir / f"{name}.json").read_text())
+    gt_rgb = decode(packed_dir / f"{name}.mp4")
+    params = synthesis.CameraParams(**meta["simulation"])
+    rng = synthesis.clip_rng(cfg["synthesis"]["seed"], name, "unpacked")
+    synthesis.write_pair(name, gt_rgb, synthesis.synthesize(gt_rgb, params, rng), meta, cfg["data"])
 
 
 def main(argv=None):

@@ -112,6 +112,19 @@ def test_packed_clips_unpack_to_the_same_scenes_and_cameras_with_fresh_noise(tin
             np.testing.assert_allclose(new_raw.mean(axis=(0, 1, 2)), raw.mean(axis=(0, 1, 2)), rtol=0.02)
 
 
+def test_unpacking_in_one_process_or_several_gives_the_same_clips(tiny_data, tmp_path):  # noqa: F811
+    device_data.pack(config.load_config(overrides=tiny_data), tmp_path / "packed")
+    unpacked = {}
+    for workers in (1, 3):
+        there = tmp_path / str(workers)
+        cfg = config.load_config(overrides=[f"data.input_dir={there / 'raw'}", f"data.gt_dir={there / 'gt'}",
+                                            f"data.lists_dir={there}"])
+        device_data.unpack(cfg, tmp_path / "packed", workers=workers)
+        unpacked[workers] = {path.relative_to(there): path.read_bytes()
+                             for folder in ("raw", "gt") for path in sorted((there / folder).rglob("*")) if path.is_file()}
+    assert unpacked[1] and unpacked[1] == unpacked[3]
+
+
 class FakePlan:
     """A sample plan of `per_epoch` samples (clip 0, start i, seed i) whose epoch a test sets."""
 
