@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import yaml
 
+import config
 from atomic import atomic_output
 
 
@@ -108,6 +109,18 @@ class StopOnNonFinite(keras.callbacks.TerminateOnNaN):
             raise FloatingPointError(
                 f"training diverged at batch {batch}: {bad}. Lower train.learning_rate or set train.clip_norm, or "
                 "check the data (a clip that is all black or saturated); the last good epoch's state is in the backup.")
+
+
+class StopOnSignal(keras.callbacks.Callback):
+    """Ends training at the next batch after a kill or Ctrl-C (config.run_script). Keras converts
+    each batch's logs inside a bare `except:`, and on JAX the conversion waits for the step: the
+    exception the signal raised there was swallowed, and training went on."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        if config.STOP_REQUESTS:
+            raise config.STOP_REQUESTS[0]
+
+    on_test_batch_end = on_train_batch_end
 
 
 class EpochTracker(keras.callbacks.Callback):

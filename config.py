@@ -333,12 +333,22 @@ def validate(cfg):
                          f"train.crop_size {train['crop_size']} gives {2 * train['crop_size']}")
 
 
+STOP_REQUESTS = []  # what a kill or Ctrl-C raised: callbacks.StopOnSignal raises it again if it was swallowed
+
+
+def _stop(signum, frame):
+    stop = KeyboardInterrupt() if signum == signal.SIGINT else SystemExit(128 + signum)
+    STOP_REQUESTS.append(stop)
+    raise stop
+
+
 def run_script(main):
     """Run a script's main(). An error the project raised on purpose (a bad file, value or key: its
     message names the culprit and what to do) prints that one line and exits with status 2; an
     error raised anywhere else is a bug and keeps its traceback. A kill (SIGTERM) unwinds like
     Ctrl-C, so temporary outputs are removed and ffmpeg is stopped instead of left writing."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     try:
         return main()
     except (ValueError, OSError, KeyError) as error:

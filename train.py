@@ -235,6 +235,7 @@ def train(cfg, extra_callbacks=(), verbose="auto", restart=False):
         *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if train_cfg["ema_momentum"] else []),
         callbacks.EpochTracker(plan),
         callbacks.StopOnNonFinite(),
+        callbacks.StopOnSignal(),
         callbacks.EpochTimer(),  # before the callbacks that write the logs
         callbacks.Checkpoints(folder, model.generator),
         keras.callbacks.CSVLogger(folder / "log.csv", append=True),

@@ -127,6 +127,7 @@ def train(cfg, minutes=None, workers=8, extra_callbacks=(), verbose="auto"):
         *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema else []),
         callbacks.EpochTracker(plan),
         callbacks.StopOnNonFinite(),
+        callbacks.StopOnSignal(),
         callbacks.EpochTimer(),  # before the callbacks that write the logs
         callbacks.Checkpoints(folder, generator),
         keras.callbacks.CSVLogger(folder / "log.csv"),

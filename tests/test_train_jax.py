@@ -2,6 +2,7 @@
 clips to a machine without the footage."""
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio
 
+import callbacks
 import config
 import data
 import device_data
@@ -157,3 +159,41 @@ def test_batches_are_cut_ahead_in_the_plans_order(monkeypatch):
         assert batches[0][0].ravel().tolist() == [100, 101]  # a new epoch's plan
     assert starts == list(range(20))
     assert seconds < 10 * 0.04 + 0.2, seconds  # in series: 10 * (0.04 + 0.04) = 0.8 s
+
+
+@pytest.mark.parametrize("signum, stopped", [(signal.SIGTERM, SystemExit), (signal.SIGINT, KeyboardInterrupt)])
+def test_a_kill_that_keras_swallowed_is_raised_again_at_the_next_batch(monkeypatch, signum, stopped):
+    def main():
+        try:
+            signal.raise_signal(signum)
+        except:  # noqa: E722 (as keras.utils.python_utils.pythonify_logs does)
+            pass
+        callbacks.StopOnSignal().on_train_batch_end(0)
+
+    monkeypatch.setattr(config, "STOP_REQUESTS", [])
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with pytest.raises(stopped):
+            config.run_script(main)
+    finally:
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+
+
+def test_a_killed_run_stops_at_once(tiny_data, tmp_path):  # noqa: F811
+    """Keras converts each batch's logs inside a bare `except:`; a SIGTERM that arrives while that
+    waits for a JAX step raises there and was swallowed, and training went on."""
+    cfg = tiny_cfg(tiny_data, tmp_path, "train.epochs=1000", "model.base_channels=64", "train.crop_frames=8")
+    command = [sys.executable, str(Path(train_jax.__file__)), "--config", str(write_cfg(cfg, tmp_path / "long.yaml"))]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               env={**os.environ, "KERAS_BACKEND": "jax"})
+    log = tmp_path / cfg["experiment"] / "log.csv"
+    deadline = time.monotonic() + 120
+    while (not log.exists() or len(log.read_text().splitlines()) < 3) and time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[1][-2000:]
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    try:
+        assert process.wait(30) == 128 + signal.SIGTERM
+    finally:
+        process.kill()
