@@ -78,7 +78,9 @@ def unpack(cfg, packed_dir=PACKED_DIR, workers=None):
             names = (packed_dir / list_name).read_text().split()
             jobs = [pool.submit(unpack_clip, cfg, packed_dir, name) for name in names]
             for job in tqdm(as_completed(jobs), total=len(jobs), desc=f"unpacking {list_name}", unit="clip"):
-                job.result()
+                error = job.exception()
+                if error:  # raised again from this file, so that run_script prints a damaged file's one line
+                    raise error.with_traceback(None)
             generate_file_list.write_list(lists_dir / list_name, names, cfg["data"])
 
 

@@ -161,6 +161,28 @@ def test_batches_are_cut_ahead_in_the_plans_order(monkeypatch):
     assert seconds < 10 * 0.04 + 0.2, seconds  # in series: 10 * (0.04 + 0.04) = 0.8 s
 
 
+def run_script(main):
+    """config.run_script(main), leaving this process's signal handlers as they were."""
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return config.run_script(main)
+    finally:
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+
+
+def test_a_damaged_packed_clip_is_one_line_that_names_it(tiny_data, tmp_path, capsys):  # noqa: F811
+    device_data.pack(config.load_config(overrides=tiny_data), tmp_path / "packed")
+    video = sorted((tmp_path / "packed").glob("*.mp4"))[0]
+    video.write_bytes(video.read_bytes()[:100])
+    cfg = config.load_config(overrides=[f"data.input_dir={tmp_path / 'raw'}", f"data.gt_dir={tmp_path / 'gt'}",
+                                        f"data.lists_dir={tmp_path}"])
+    with pytest.raises(SystemExit) as exited:
+        run_script(lambda: device_data.unpack(cfg, tmp_path / "packed", workers=2))
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"error: {video}: OpenCV cannot read it as a video"
+
+
 @pytest.mark.parametrize("signum, stopped", [(signal.SIGTERM, SystemExit), (signal.SIGINT, KeyboardInterrupt)])
 def test_a_kill_that_keras_swallowed_is_raised_again_at_the_next_batch(monkeypatch, signum, stopped):
     def main():
@@ -171,13 +193,8 @@ def test_a_kill_that_keras_swallowed_is_raised_again_at_the_next_batch(monkeypat
         callbacks.StopOnSignal().on_train_batch_end(0)
 
     monkeypatch.setattr(config, "STOP_REQUESTS", [])
-    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        with pytest.raises(stopped):
-            config.run_script(main)
-    finally:
-        for s, handler in handlers.items():
-            signal.signal(s, handler)
+    with pytest.raises(stopped):
+        run_script(main)
 
 
 def test_a_killed_run_stops_at_once(tiny_data, tmp_path):  # noqa: F811
