@@ -95,12 +95,16 @@ def test_what_only_tensorflow_trains_is_refused_up_front(overrides, message):
         train_jax.check_supported(config.load_config(overrides=overrides))
 
 
+def unpacked_config(root):
+    """The configuration of a machine that unpacks into `root`: raw/, gt/ and the lists."""
+    return config.load_config(overrides=[f"data.input_dir={root / 'raw'}", f"data.gt_dir={root / 'gt'}",
+                                         f"data.lists_dir={root}"])
+
+
 def test_packed_clips_unpack_to_the_same_scenes_and_cameras_with_fresh_noise(tiny_data, tmp_path):  # noqa: F811
     cfg = config.load_config(overrides=tiny_data)
     device_data.pack(cfg, tmp_path / "packed")
-    there = config.load_config(overrides=[f"data.input_dir={tmp_path / 'raw'}", f"data.gt_dir={tmp_path / 'gt'}",
-                                          f"data.lists_dir={tmp_path}"])
-    device_data.unpack(there, tmp_path / "packed")
+    device_data.unpack(unpacked_config(tmp_path), tmp_path / "packed")
     for list_name in device_data.LISTS:
         here = data.read_file_list(Path(cfg["data"]["lists_dir"]) / list_name)
         unpacked = data.read_file_list(tmp_path / list_name)
@@ -119,9 +123,7 @@ def test_unpacking_in_one_process_or_several_gives_the_same_clips(tiny_data, tmp
     unpacked = {}
     for workers in (1, 3):
         there = tmp_path / str(workers)
-        cfg = config.load_config(overrides=[f"data.input_dir={there / 'raw'}", f"data.gt_dir={there / 'gt'}",
-                                            f"data.lists_dir={there}"])
-        device_data.unpack(cfg, tmp_path / "packed", workers=workers)
+        device_data.unpack(unpacked_config(there), tmp_path / "packed", workers=workers)
         unpacked[workers] = {path.relative_to(there): path.read_bytes()
                              for folder in ("raw", "gt") for path in sorted((there / folder).rglob("*")) if path.is_file()}
     assert unpacked[1] and unpacked[1] == unpacked[3]
@@ -175,10 +177,8 @@ def test_a_damaged_packed_clip_is_one_line_that_names_it(tiny_data, tmp_path, ca
     device_data.pack(config.load_config(overrides=tiny_data), tmp_path / "packed")
     video = sorted((tmp_path / "packed").glob("*.mp4"))[0]
     video.write_bytes(video.read_bytes()[:100])
-    cfg = config.load_config(overrides=[f"data.input_dir={tmp_path / 'raw'}", f"data.gt_dir={tmp_path / 'gt'}",
-                                        f"data.lists_dir={tmp_path}"])
     with pytest.raises(SystemExit) as exited:
-        run_script(lambda: device_data.unpack(cfg, tmp_path / "packed", workers=2))
+        run_script(lambda: device_data.unpack(unpacked_config(tmp_path), tmp_path / "packed", workers=2))
     assert exited.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1] == f"error: {video}: OpenCV cannot read it as a video"
 
