@@ -105,10 +105,10 @@ class TiledEnhancer:
         length, overlap = len(clip.packed_raw), self.cfg["overlap_frames"]
         mirror, tile, starts = time_plan(length, self.cfg)
         windows = in_background(self._read(clip, start - mirror, start - mirror + tile) for start in starts)
+        time_weight = ramp(tile, overlap)[:, None, None, None]
         carry_sum = carry_weight = None  # the blended tail that the next window overlaps
         with contextlib.closing(windows):  # its thread stopped and joined when this stage stops
             for i, (start, (packed, linear)) in enumerate(zip(starts, windows)):
-                time_weight = ramp(tile, overlap)[:, None, None, None]
                 window_sum = self.enhance_window(packed)
                 window_sum *= time_weight  # in place: a copy of the window costs more than the product
                 window_weight = np.broadcast_to(time_weight, (tile, 1, 1, 1)).copy()
