@@ -23,6 +23,9 @@ SRGB_TO_XYZ = [[0.4124564, 0.3575761, 0.1804375],
 # [[G, B], [R, G]]. Packed channel k holds raw pixel (k // 2, k % 2) of every block.
 CFA = "GBRG"
 
+# Views that test.self_ensemble can average (views.py): 2 time directions x 8 flips and transposes.
+MAX_VIEWS = 16
+
 DEFAULTS = {
     "preset": "demo",  # a named set of overrides (PRESETS below), applied before the YAML file
     "experiment": None,  # names the checkpoint and result folders; None takes the preset's name
@@ -144,6 +147,9 @@ DEFAULTS = {
         # input's (inference.anchor_colour): the network drifts in brightness and colour as a whole,
         # the input's means do not. Linear input only (`he` input has no linear light).
         "anchor_colour": True,
+        # Views of each window enhanced and averaged (views.py): 1 is the window alone; up to 16
+        # (2 time directions x 8 flips and transposes) lower the error, each costing one more pass.
+        "self_ensemble": 1,
         "result_root": "2_result",  # results in ROOT/EXPERIMENT/CASE/
         "checkpoint": "best",  # best or last weights of the experiment
         "fps": 25.0,  # for clips whose sidecar gives none (camera raw folders)
@@ -326,6 +332,8 @@ def validate(cfg):
         raise ValueError("test overlaps must be at least 0 and smaller than their tiles "
                          f"(tile_frames {test['tile_frames']}, overlap_frames {test['overlap_frames']}, "
                          f"tile_size {test['tile_size']}, overlap_size {test['overlap_size']})")
+    if not (isinstance(test["self_ensemble"], int) and 1 <= test["self_ensemble"] <= MAX_VIEWS):
+        raise ValueError(f"test.self_ensemble must be an integer from 1 to {MAX_VIEWS}, got {test['self_ensemble']!r}")
     if test["checkpoint"] not in ("best", "last"):
         raise ValueError(f"test.checkpoint must be best or last, got {test['checkpoint']!r}")
     if cfg["loss"]["ms_ssim"] and 2 * train["crop_size"] < 161:

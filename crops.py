@@ -12,15 +12,15 @@ import config
 from data import mosaic_from_packed, open_list, packed_from_mosaic
 
 
-def _cfa_codes(height, width):
+def cfa_codes(height, width):
     """The colour letter ('R', 'G', 'B') at every raw pixel of a crop, as a uint8 map."""
     tile = np.array([[ord(config.CFA[0]), ord(config.CFA[1])], [ord(config.CFA[2]), ord(config.CFA[3])]], np.uint8)
     return np.tile(tile, (height // 2, width // 2))
 
 
-def _cfa_phase(codes):
+def cfa_phase(codes):
     """The (dy, dx) in {0, 1}^2 at which a transformed CFA map reads config.CFA again."""
-    wanted = _cfa_codes(2, 2)
+    wanted = cfa_codes(2, 2)
     for dy in (0, 1):
         for dx in (0, 1):
             if np.array_equal(codes[dy:dy + 2, dx:dx + 2], wanted):
@@ -45,7 +45,7 @@ def crop_pair(clip, start, top, left, frames, size, flips=(False, False, False, 
     margin = flip_margin(flip_v or flip_h or transpose)
     block = slice(start, start + frames), slice(top, top + size + margin), slice(left, left + size + margin)
     raw = mosaic_from_packed(np.asarray(clip.packed_raw[block]))
-    codes = _cfa_codes(*raw.shape[1:])
+    codes = cfa_codes(*raw.shape[1:])
     gt = None
     if clip.gt_rgb is not None:
         gt = np.asarray(clip.gt_rgb[block[0], 2 * top:2 * (top + size + margin), 2 * left:2 * (left + size + margin)])
@@ -56,7 +56,7 @@ def crop_pair(clip, start, top, left, frames, size, flips=(False, False, False, 
     if transpose:
         arrays = [None if a is None else np.swapaxes(a, 1, 2) for a in arrays]
     raw, codes, gt = arrays
-    dy, dx = _cfa_phase(codes[0])
+    dy, dx = cfa_phase(codes[0])
     window = (slice(None), slice(dy, dy + 2 * size), slice(dx, dx + 2 * size))
     packed = clip.normalize(packed_from_mosaic(raw[window]))
     return packed, None if gt is None else np.divide(gt[window], np.float32(255), dtype=np.float32)  # one pass

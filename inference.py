@@ -31,7 +31,9 @@ import numpy as np
 import tensorflow as tf
 
 import data
+import network
 import synthesis
+import views
 from video_io import to_uint8
 
 NEAR_WHITE = 0.9  # linear light of an output block's brightest channel (sRGB level 0.96) left out of the anchor
@@ -39,13 +41,16 @@ MIN_MEAN = 1e-4  # the mean linear light below which a frame's channel is not an
 LEVEL_TO_LINEAR = synthesis.srgb_to_linear(np.arange(256, dtype=np.uint8))  # uint8 level -> linear light
 
 
-def tile_plan(length, max_tile, overlap):
+def tile_plan(length, max_tile, overlap, multiple=1):
     """(tile, starts): the fewest equal tiles of at most `max_tile` that cover `length` with at
-    least `overlap` shared between neighbours, evenly spaced from the first sample to the last."""
+    least `overlap` shared between neighbours, evenly spaced from the first sample to the last.
+    The tile is rounded up to a multiple of `multiple` where `length` is one (more overlap)."""
     if length <= max_tile:
         return length, [0]
     count = math.ceil((length - overlap) / (max_tile - overlap))
     tile = math.ceil((length + (count - 1) * overlap) / count)
+    if length % multiple == 0:
+        tile = min(length, -(-tile // multiple) * multiple)
     return tile, [round(i * (length - tile) / (count - 1)) for i in range(count)]
 
 
@@ -70,13 +75,15 @@ def ramp(length, overlap):
 class TiledEnhancer:
     def __init__(self, model, test_cfg):
         self.cfg = test_cfg
+        self.views = views.views(test_cfg["self_ensemble"])
+        self.multiple = network.size_multiple(model)
         self._run = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
 
     def enhance_window(self, packed):
         """(T, h, w, 4) float32 -> (T, 2h, 2w, 3) float32, blended over spatial tiles."""
         frames, height, width, _ = packed.shape
         size, overlap = self.cfg["tile_size"], self.cfg["overlap_size"]
-        (tile_h, tops), (tile_w, lefts) = tile_plan(height, size, overlap), tile_plan(width, size, overlap)
+        (tile_h, tops), (tile_w, lefts) = (tile_plan(n, size, overlap, self.multiple) for n in (height, width))
         if len(tops) == len(lefts) == 1:  # one tile: nothing to blend, and no passes over the frames
             return self._run(tf.constant(packed[None])).numpy()[0]
         weight = (ramp(2 * tile_h, 2 * overlap)[:, None] * ramp(2 * tile_w, 2 * overlap)[None, :])[..., None]
@@ -104,13 +111,18 @@ class TiledEnhancer:
         """Yield (first frame index, float RGB frames, their input's linear light or None) chunks."""
         length, overlap = len(clip.packed_raw), self.cfg["overlap_frames"]
         mirror, tile, starts = time_plan(length, self.cfg)
-        windows = in_background(self._read(clip, start - mirror, start - mirror + tile) for start in starts)
+        inputs = in_background(item for start in starts for item in self._read(clip, start - mirror, start - mirror + tile))
         time_weight = ramp(tile, overlap)[:, None, None, None]
+        view_weight = time_weight / len(self.views)  # times the views' sum: their mean, weighted
         carry_sum = carry_weight = None  # the blended tail that the next window overlaps
-        with contextlib.closing(windows):  # its thread stopped and joined when this stage stops
-            for i, (start, (packed, linear)) in enumerate(zip(starts, windows)):
-                window_sum = self.enhance_window(packed)
-                window_sum *= time_weight  # in place: a copy of the window costs more than the product
+        with contextlib.closing(inputs):  # its thread stopped and joined when this stage stops
+            for i, start in enumerate(starts):
+                window_sum = None
+                for view in self.views:
+                    packed, linear, window_shape = next(inputs)
+                    rgb = views.restore(self.enhance_window(packed), view, window_shape)
+                    window_sum = rgb if window_sum is None else np.add(window_sum, rgb, out=window_sum)
+                window_sum *= view_weight  # in place: a copy of the window costs more than the product
                 window_weight = np.broadcast_to(time_weight, (tile, 1, 1, 1)).copy()
                 if carry_sum is not None:
                     window_sum[:len(carry_sum)] += carry_sum
@@ -125,13 +137,17 @@ class TiledEnhancer:
                 carry_sum, carry_weight = window_sum[done:], window_weight[done:]
 
     def _read(self, clip, start, stop):
-        """Frames [start, stop) of the clip, mirrored at its ends: the network's input, and the
-        linear light that test.anchor_colour pins the output to (None without it)."""
+        """Frames [start, stop) of the clip, mirrored at its ends: for each view, the network's
+        input, the linear light that test.anchor_colour pins the output to (None without it) and
+        the window's packed shape."""
         packed_raw = read_mirrored(clip.packed_raw, start, stop)
-        if not (self.cfg["anchor_colour"] and clip.linear is not None):
-            return clip.normalize(packed_raw), None
-        linear = clip.linear(packed_raw)
-        return clip.linear_to_input(linear), linear
+        linear = clip.linear(packed_raw) if self.cfg["anchor_colour"] and clip.linear is not None else None
+        for view in self.views:
+            shown = views.show(packed_raw, view, self.multiple)
+            if shown is packed_raw and linear is not None:  # the window itself: its linear light is at hand
+                yield clip.linear_to_input(linear), linear, packed_raw.shape
+            else:
+                yield clip.normalize(shown), linear, packed_raw.shape
 
 
 def finish(rgb, linear):

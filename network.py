@@ -192,6 +192,11 @@ def build_unet(model_cfg, input_shape=(None, None, None, 4)):
     return keras.Model(packed_raw, rgb, name="resnet_unet" if model_cfg["resnet"] else "unet")
 
 
+def size_multiple(model):
+    """The packed sizes that the U-Net pools evenly at every level: 2**depth."""
+    return 2 ** sum(isinstance(layer, layers.MaxPooling3D) for layer in model.layers)
+
+
 def weights_architecture(path):
     """What a U-Net weights file says of the model that wrote it, read from its kernels' shapes:
     {base_channels, depth, temporal_kernel, resnet}, or {} if it holds no U-Net. For an error that

@@ -62,11 +62,22 @@ def test_tile_plan_uses_the_fewest_equal_tiles():
 
 
 def test_one_tile_equals_the_untiled_model():
-    model, clip = textured_model(), make_clip(frames=6, height=13, width=21)
+    model, clip = textured_model(), make_clip(frames=6, height=12, width=20)
     tiled = run(inference.TiledEnhancer(model, tiling_cfg(tile_frames=8, tile_size=32, overlap_frames=0, overlap_size=0, mirror_frames=0)),
                 clip)
     untiled = to_uint8(model(clip.packed_raw[None]).numpy()[0])
-    assert tiled.shape == (6, 26, 42, 3) and np.abs(tiled.astype(int) - untiled).max() <= 1
+    assert tiled.shape == (6, 24, 40, 3) and np.abs(tiled.astype(int) - untiled).max() <= 1
+
+
+def test_a_size_that_does_not_pool_evenly_is_mirrored_up_to_one_that_does():
+    """13 x 21 packed pixels under a depth-2 U-Net: the clip's mosaic is mirrored at its bottom and
+    right to 16 x 24 packed pixels (numpy's reflect keeps the CFA phase), and the output cropped."""
+    model, clip = textured_model(), make_clip(frames=6, height=13, width=21)
+    tiled = run(inference.TiledEnhancer(model, tiling_cfg(tile_frames=8, tile_size=32, overlap_frames=0, overlap_size=0, mirror_frames=0)),
+                clip)
+    mosaic = np.pad(data.mosaic_from_packed(clip.packed_raw), ((0, 0), (0, 6), (0, 6)), mode="reflect")
+    padded = to_uint8(model(data.packed_from_mosaic(mosaic)[None]).numpy()[0])[:, :26, :42]
+    assert tiled.shape == (6, 26, 42, 3) and np.abs(tiled.astype(int) - padded).max() <= 1
 
 
 def test_time_windows_blend_exactly():
@@ -340,13 +351,14 @@ def test_reader_gives_the_normalised_input_and_its_linear_light():
     """The window reader computes the linear light once and caps it for the network: what it hands
     the network must be clip.normalize's input (capped at 1, signed below black), mirrored."""
     rng = np.random.default_rng(0)
-    packed_raw = rng.integers(200, 4096, (5, 4, 6, 4)).astype(np.uint16)  # below black and far above white
+    packed_raw = rng.integers(200, 4096, (5, 4, 8, 4)).astype(np.uint16)  # below black and far above white
     meta = {"black_level": 256, "white_level": 4095, "cfa": config.CFA, "ratio": 20.0, "wb_gains": [2.0, 1.0, 1.5]}
     clip = data.make_clip("clip", packed_raw, None, meta, {**config.DEFAULTS["data"], "apply_ccm": False}, "clip")
     mirrored = inference.read_mirrored(packed_raw, -2, 4)
     for anchor in (True, False):
         enhancer = inference.TiledEnhancer(textured_model(), tiling_cfg(anchor_colour=anchor))
-        network_input, linear = enhancer._read(clip, -2, 4)
+        network_input, linear, window_shape = next(enhancer._read(clip, -2, 4))  # the window's own view
+        assert window_shape == mirrored.shape
         np.testing.assert_array_equal(network_input, clip.normalize(mirrored))
         assert network_input.max() == 1.0 and network_input.min() < 0
         if anchor:
