@@ -263,12 +263,14 @@ def enhance_file(cfg, clip_path, output, size):
     return lambda: test_script.enhance_clip(data.open_clip(clip_path, None, cfg["data"]), enhancer, cfg, output)
 
 
-def network_calls(frames, height, width, test_cfg):
+def network_calls(frames, height, width, test_cfg, multiple):
     """(calls, shape): the network calls test.py's tiling makes on a clip, all of one input shape
-    (frames, packed height, packed width): every window in time times every tile in space."""
+    (frames, packed height, packed width): every view of every window in time times every tile in
+    space, the clip mirrored up to a multiple of `multiple` packed pixels first."""
     _, tile, starts = time_plan(frames, test_cfg)
-    (tile_h, tops), (tile_w, lefts) = (tile_plan(n, test_cfg["tile_size"], test_cfg["overlap_size"]) for n in (height, width))
-    return len(starts) * len(tops) * len(lefts), (tile, tile_h, tile_w)
+    (tile_h, tops), (tile_w, lefts) = (tile_plan(-(-n // multiple) * multiple, test_cfg["tile_size"],
+                                                 test_cfg["overlap_size"], multiple) for n in (height, width))
+    return test_cfg["self_ensemble"] * len(starts) * len(tops) * len(lefts), (tile, tile_h, tile_w)
 
 
 def bench_inference(size, runs, root):
@@ -279,8 +281,9 @@ def bench_inference(size, runs, root):
         cfg = bench_config(size, f"model.precision={POLICIES[precision]}")
         seconds = median_seconds(enhance_file(cfg, clip_path, Path(root) / "out.mp4", size), runs)
         # The model alone, on the very calls the tiling makes: what the pipeline adds is the rest.
-        model = tf.function(lambda x, m=network.build_unet(cfg["model"]): m(x, training=False))
-        calls, shape = network_calls(frames, height, width, cfg["test"])
+        unet = network.build_unet(cfg["model"])
+        model = tf.function(lambda x: unet(x, training=False))
+        calls, shape = network_calls(frames, height, width, cfg["test"], network.size_multiple(unet))
         window = tf.random.uniform((1, *shape, 4))
         model_seconds = calls * median_seconds(lambda: model(window).numpy(), runs)
         results["inference_model_work"] = calls * int(np.prod(shape)) / (frames * height * width)

@@ -5,6 +5,7 @@ rendering.
     python generalisation.py [--set experiment=NAME ...]          all three tables for one model
     python generalisation.py --compare NAME [NAME ...]             held-out tables of several models
                              [--table KEY]                         (published as KEY, else `breadth`)
+    python generalisation.py --views COUNT [COUNT ...]             held-out tables with test.self_ensemble views
 
 The model is the experiment's (else the shipped one, as test.py picks it). The held-out source
 (data.held_out, `bikes` by default) is synthesised again into data.lists_dir/heldout_*: with white
@@ -117,6 +118,20 @@ def compare_table(experiments, overrides):
         for label, path in chosen.items():
             net = measure(path, [*overrides, f"experiment={experiment}"])["network"]
             lines.append(f"| {experiment} | {label} | {net['psnr']:.2f} | {net['ssim']:.3f} | {net['mse_mabd']:.3f} | "
+                         f"{colour_cells(net)} |")
+    return "\n".join(lines) + "\n"
+
+
+def views_table(counts, overrides):
+    """The held-out lists enhanced with each count of test.self_ensemble views (results in their
+    own folders): what averaging views gains, at one more network pass a view."""
+    cfg = config.load_config(overrides=overrides)
+    lines = [f"| clips | views | PSNR | SSIM | MSE(MABD) 1e-3 | {COLOUR_COLUMNS} |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for label, path in held_out_lists(overrides).items():
+        for count in counts:
+            net = measure(path, [*overrides, f"test.self_ensemble={count}",
+                                 f"test.result_root={cfg['test']['result_root']}/views_{count}"])["network"]
+            lines.append(f"| {label} | {count} | {net['psnr']:.2f} | {net['ssim']:.3f} | {net['mse_mabd']:.3f} | "
                          f"{colour_cells(net)} |")
     return "\n".join(lines) + "\n"
 
@@ -240,10 +255,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--compare", nargs="+", metavar="EXPERIMENT", help="held-out tables of these trained models")
     parser.add_argument("--table", default="breadth", help="with --compare: the key the table is published under")
+    parser.add_argument("--views", nargs="+", type=int, metavar="COUNT",
+                        help="held-out tables with these counts of test.self_ensemble views (published as `self_ensemble`)")
     parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="SECTION.KEY=VALUE")
     args = parser.parse_args(argv)
     if args.compare:
         return publish(args.table, compare_table(args.compare, args.set))
+    if args.views:
+        return publish("self_ensemble", views_table(args.views, args.set))
     results = held_out_results(args.set)
     publish("generalisation", held_out_table(results))
     publish("anchor", anchor_table(results, args.set))

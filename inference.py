@@ -8,6 +8,10 @@ Tiles are blended with weights that ramp up smoothly across each overlap, so no 
 a few windows of input and output are in memory at a time, so memory follows the window (at most
 `tile_frames`), not the clip: a 10,000-frame clip needs no more than one of a few windows.
 
+Each window is enhanced as one or more views (views.py): the window itself, mirrored at its bottom
+and right up to a size the U-Net pools evenly, and with `test.self_ensemble` its flips, transposes
+and time reversal too, each turned back and averaged.
+
 The clip is first extended at each end by `mirror_frames` frames mirrored about its end frame
 (frames 1, 2, ... before frame 0), and the extension is dropped after enhancing: an end frame then
 has neighbours on both sides, as a middle frame does, instead of copies of itself.

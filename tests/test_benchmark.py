@@ -26,10 +26,14 @@ def test_quick_benchmark_writes_well_formed_json(tmp_path):
 
 def test_the_model_alone_is_timed_on_the_calls_the_tiling_makes():
     test_cfg = config.load_config()["test"]  # windows of at most 72 frames over 8, tiles of 512 over 32
-    # 200 frames + 8 mirrored at each end = 216: 4 windows of 60; 170 x 310 fits one tile.
-    assert benchmark.network_calls(200, 170, 310, test_cfg) == (4, (60, 170, 310))
-    # 620 wide: 2 tiles of 326 (620 + 32 = 2 x 326); 1 frame: no mirror, one window of 1.
-    assert benchmark.network_calls(1, 170, 620, test_cfg) == (2, (1, 170, 326))
+    # 200 frames + 8 mirrored at each end = 216: 4 windows of 60; 170 x 310, mirrored up to multiples
+    # of 16 (176 x 320), fits one tile.
+    assert benchmark.network_calls(200, 170, 310, test_cfg, 16) == (4, (60, 176, 320))
+    assert benchmark.network_calls(200, 170, 310, test_cfg, 1) == (4, (60, 170, 310))
+    # 620 wide, mirrored to 624: 2 tiles of 328 (624 + 32 = 2 x 328) rounded up to 336; 1 frame: no
+    # mirror, one window of 1; 16 views: 16 times the calls.
+    assert benchmark.network_calls(1, 170, 620, test_cfg, 16) == (2, (1, 176, 336))
+    assert benchmark.network_calls(1, 170, 620, {**test_cfg, "self_ensemble": 16}, 16) == (32, (1, 176, 336))
 
 
 def test_report_judges_each_figure_against_its_target():
