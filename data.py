@@ -204,11 +204,7 @@ def make_linear(meta, data_cfg, where):
 def make_normalizer(packed_raw, meta, data_cfg, where):
     """A function from uint16 packed frames of this clip to float32 network input: [0, 1] for `he`,
     at most 1 and, unless data.clip_negative, signed below 0 for `linear`."""
-    if data_cfg["normalization"] == "he":
-        lut = he_lut(packed_raw)
-        return lambda frames: lut[frames]
-    linear, to_input = make_linear(meta, data_cfg, where), make_linear_to_input(data_cfg)
-    return lambda frames: to_input(linear(frames))
+    return make_clip(where, packed_raw, None, meta, data_cfg, where).normalize
 
 
 def make_linear_to_input(data_cfg):
@@ -251,11 +247,11 @@ def open_clip(input_path, gt_path, data_cfg, name=None):
 
 def make_clip(name, packed_raw, gt_rgb, meta, data_cfg, where):
     """A Clip whose input is normalised as data_cfg says, with its linear light where it has one."""
-    normalize = make_normalizer(packed_raw, meta, data_cfg, where)
-    if data_cfg["normalization"] != "linear":
-        return Clip(name, packed_raw, gt_rgb, meta, normalize)
-    return Clip(name, packed_raw, gt_rgb, meta, normalize, make_linear(meta, data_cfg, where),
-                make_linear_to_input(data_cfg))
+    if data_cfg["normalization"] == "he":
+        lut = he_lut(packed_raw)
+        return Clip(name, packed_raw, gt_rgb, meta, lambda frames: lut[frames])
+    linear, to_input = make_linear(meta, data_cfg, where), make_linear_to_input(data_cfg)
+    return Clip(name, packed_raw, gt_rgb, meta, lambda frames: to_input(linear(frames)), linear, to_input)
 
 
 def read_file_list(path):

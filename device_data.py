@@ -80,6 +80,7 @@ def unpack(cfg, packed_dir=PACKED_DIR, workers=None):
             for job in tqdm(as_completed(jobs), total=len(jobs), desc=f"unpacking {list_name}", unit="clip"):
                 error = job.exception()
                 if error:  # raised again from this file, so that run_script prints a damaged file's one line
+                    pool.shutdown(cancel_futures=True)  # not after the clips still queued
                     raise error.with_traceback(None)
             generate_file_list.write_list(lists_dir / list_name, names, cfg["data"])
 

@@ -115,14 +115,15 @@ class TiledEnhancer:
         """Yield (first frame index, float RGB frames, their input's linear light or None) chunks."""
         length, overlap = len(clip.packed_raw), self.cfg["overlap_frames"]
         mirror, tile, starts = time_plan(length, self.cfg)
-        inputs = in_background(item for start in starts for item in self._read(clip, start - mirror, start - mirror + tile))
+        distinct = [view for view in self.views if tile > 1 or not view.reverse_time]  # one frame reversed is itself
+        inputs = in_background(item for start in starts for item in self._read(clip, start - mirror, start - mirror + tile, distinct))
         time_weight = ramp(tile, overlap)[:, None, None, None]
-        view_weight = time_weight / len(self.views)  # times the views' sum: their mean, weighted
+        view_weight = time_weight / len(distinct)  # times the views' sum: their mean, weighted
         carry_sum = carry_weight = None  # the blended tail that the next window overlaps
         with contextlib.closing(inputs):  # its thread stopped and joined when this stage stops
             for i, start in enumerate(starts):
                 window_sum = None
-                for view in self.views:
+                for view in distinct:
                     packed, linear, window_shape = next(inputs)
                     rgb = views.restore(self.enhance_window(packed), view, window_shape)
                     window_sum = rgb if window_sum is None else np.add(window_sum, rgb, out=window_sum)
@@ -140,13 +141,13 @@ class TiledEnhancer:
                     yield first - mirror, (rgb, None if linear is None else linear[own])
                 carry_sum, carry_weight = window_sum[done:], window_weight[done:]
 
-    def _read(self, clip, start, stop):
-        """Frames [start, stop) of the clip, mirrored at its ends: for each view, the network's
-        input, the linear light that test.anchor_colour pins the output to (None without it) and
-        the window's packed shape."""
+    def _read(self, clip, start, stop, window_views):
+        """Frames [start, stop) of the clip, mirrored at its ends: for each of `window_views`, the
+        network's input, the linear light that test.anchor_colour pins the output to (None without
+        it) and the window's packed shape."""
         packed_raw = read_mirrored(clip.packed_raw, start, stop)
         linear = clip.linear(packed_raw) if self.cfg["anchor_colour"] and clip.linear is not None else None
-        for view in self.views:
+        for view in window_views:
             shown = views.show(packed_raw, view, self.multiple)
             if shown is packed_raw and linear is not None:  # the window itself: its linear light is at hand
                 yield clip.linear_to_input(linear), linear, packed_raw.shape

@@ -95,3 +95,16 @@ def test_self_ensemble_must_be_a_view_count():
     for bad in (0, 17, 2.5, "all"):
         with pytest.raises(ValueError, match="test.self_ensemble must be an integer from 1 to 16"):
             config.load_config(overrides=[f"test.self_ensemble={bad}"])
+
+
+def test_a_single_frame_is_not_enhanced_again_reversed_in_time():
+    """16 views of a 1-frame clip are its 8 flips and transposes: reversed, one frame is itself."""
+    enhancer = inference.TiledEnhancer(textured_model(), tiling_cfg(self_ensemble=16))
+    windows = []
+    enhance_window = enhancer.enhance_window
+    enhancer.enhance_window = lambda packed: windows.append(packed.shape) or enhance_window(packed)
+    assert run(enhancer, make_clip(frames=1, height=12, width=20)).shape == (1, 24, 40, 3)
+    assert len(windows) == 8
+    windows.clear()
+    run(enhancer, make_clip(frames=3, height=12, width=20))
+    assert len(windows) == 16
