@@ -204,10 +204,11 @@ def summarise(per_video):
             for m in methods}
 
 
-def write_metrics(per_video, folder):
+def write_metrics(per_video, folder, made_with):
+    """metrics.json (with `made_with`: the weights and settings behind the scores) and metrics.csv."""
     overall = summarise(per_video)
     with atomic_output(Path(folder) / "metrics.json") as tmp:
-        tmp.write_text(json.dumps({"videos": per_video, "overall": overall}, indent=1))
+        tmp.write_text(json.dumps({"videos": per_video, "overall": overall, "made_with": made_with}, indent=1))
     with atomic_output(Path(folder) / "metrics.csv") as tmp, tmp.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["video", "method", "psnr", "ssim", "mse_mabd_1e-3", "cast_r", "cast_g", "cast_b",
@@ -282,7 +283,8 @@ def evaluate(clips, cfg, weights, folder, compare=False, sheet=False, save_npy=F
     print(f"results in {folder}")
     if not per_video:
         return None
-    overall = write_metrics(per_video, folder)
+    made_with = {"weights": str(weights), "precision": network.resolve_precision(cfg["model"])[0], "test": cfg["test"]}
+    overall = write_metrics(per_video, folder, made_with)
     print(format_table(overall, len(per_video)))
     return overall
 

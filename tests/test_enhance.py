@@ -70,6 +70,9 @@ def test_case_2_writes_videos_npy_and_metrics(experiment, capsys):
     report = json.loads((folder / "metrics.json").read_text())
     assert set(report["overall"]) == {"network", "linear", "he"}
     assert report["videos"][name]["network"]["frames"] == 6
+    made_with = report["made_with"]  # what a table of these scores must say about them
+    assert made_with["weights"] == str(root / "ckpt" / "tiny" / "best.weights.h5")
+    assert made_with["test"]["anchor_colour"] is False and made_with["test"]["self_ensemble"] == 1
     assert "MSE(MABD)" in capsys.readouterr().out
     gt_rgb = np.load(root / "gt_he" / f"{name}.npy")
     assert report["videos"][name]["network"]["psnr"] == pytest.approx(metrics.psnr(gt_rgb, results).mean(), abs=1e-4)
