@@ -55,6 +55,8 @@ def tile_plan(length, max_tile, overlap, multiple=1):
     tile = math.ceil((length + (count - 1) * overlap) / count)
     if length % multiple == 0:
         tile = min(length, -(-tile // multiple) * multiple)
+    if tile == length:  # rounded up to the whole: one tile, not several in the same place
+        return length, [0]
     return tile, [round(i * (length - tile) / (count - 1)) for i in range(count)]
 
 

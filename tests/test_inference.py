@@ -61,6 +61,14 @@ def test_tile_plan_uses_the_fewest_equal_tiles():
     assert ramp.min() > 0 and np.allclose(ramp, ramp[::-1]) and ramp[3:7].tolist() == [1, 1, 1, 1]
 
 
+def test_tile_plan_rounds_tiles_up_to_sizes_the_unet_pools_evenly():
+    """Where the length is a multiple of 16, so is the tile (more overlap, never less), and a tile
+    rounded up to the whole length is one tile, not three in the same place."""
+    assert inference.tile_plan(624, 512, 32, 16) == (336, [0, 288])  # 328 rounded up
+    assert inference.tile_plan(620, 512, 32, 16) == (326, [0, 294])  # not a multiple: as without
+    assert inference.tile_plan(32, 20, 12, 16) == (32, [0])  # 19 rounded up to the whole
+
+
 def test_one_tile_equals_the_untiled_model():
     model, clip = textured_model(), make_clip(frames=6, height=12, width=20)
     tiled = run(inference.TiledEnhancer(model, tiling_cfg(tile_frames=8, tile_size=32, overlap_frames=0, overlap_size=0, mirror_frames=0)),
