@@ -46,6 +46,7 @@ def _flip(frames, flips):
 
 
 def _unflip(frames, flips):
+    """_flip undone: the same steps in the reverse order."""
     if flips & 2:
         frames = frames[:, :, ::-1]
     if flips & 1:
