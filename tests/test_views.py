@@ -32,16 +32,18 @@ def test_every_view_reads_the_cfa_and_turns_back_onto_the_window(view):
     """Hand-checkable: each packed channel of a view holds only its CFA colour; each of the view's
     pixels is a pixel of the window (or a mirrored one at a border); and a network that passes each
     raw pixel through, turned back, gives the window's mosaic exactly, frame for frame."""
-    mosaic = colour_mosaic(3, 12, 20)  # packed 6 x 10: a multiple of neither 4 nor 8
-    packed_raw = data.packed_from_mosaic(mosaic)
-    shown = views.show(packed_raw, view, multiple=4)
-    assert shown.shape[1] % 4 == 0 and shown.shape[2] % 4 == 0 and shown.shape[0] == 3
-    for k, letter in enumerate(config.CFA):
-        assert np.all(shown[..., k] % 10 == "RGB".index(letter) + 1), (view, k)
-    assert set(np.unique(shown)) <= set(np.unique(mosaic))
-    passed_through = data.mosaic_from_packed(shown)[..., None].repeat(3, axis=-1)  # (T, 2h', 2w', 3)
-    restored = views.restore(passed_through, view, packed_raw.shape)
-    np.testing.assert_array_equal(restored, mosaic[..., None].repeat(3, axis=-1))
+    # packed 6 x 10 (a multiple of neither 4 nor 8), and 1 x 2 mirrored many times over up to 16 x 16
+    for height, width, multiple in ((12, 20, 4), (2, 4, 16)):
+        mosaic = colour_mosaic(3, height, width)
+        packed_raw = data.packed_from_mosaic(mosaic)
+        shown = views.show(packed_raw, view, multiple)
+        assert shown.shape[1] % multiple == 0 and shown.shape[2] % multiple == 0 and shown.shape[0] == 3
+        for k, letter in enumerate(config.CFA):
+            assert np.all(shown[..., k] % 10 == "RGB".index(letter) + 1), (view, k)
+        assert set(np.unique(shown)) <= set(np.unique(mosaic))
+        passed_through = data.mosaic_from_packed(shown)[..., None].repeat(3, axis=-1)  # (T, 2h', 2w', 3)
+        restored = views.restore(passed_through, view, packed_raw.shape)
+        np.testing.assert_array_equal(restored, mosaic[..., None].repeat(3, axis=-1))
 
 
 def test_a_view_flips_the_scene_itself():
