@@ -48,15 +48,16 @@ LEVEL_TO_LINEAR = synthesis.srgb_to_linear(np.arange(256, dtype=np.uint8))  # ui
 def tile_plan(length, max_tile, overlap, multiple=1):
     """(tile, starts): the fewest equal tiles of at most `max_tile` that cover `length` with at
     least `overlap` shared between neighbours, evenly spaced from the first sample to the last.
-    The tile is rounded up to a multiple of `multiple` where `length` is one (more overlap)."""
+    Where `length` is a multiple of `multiple`, so is the tile (more overlap, never less)."""
     if length <= max_tile:
         return length, [0]
+    evenly = length % multiple == 0 and max_tile // multiple * multiple > overlap
+    if evenly:  # the tiles are counted at the largest multiple that fits, so rounding up stays within it
+        max_tile = max_tile // multiple * multiple
     count = math.ceil((length - overlap) / (max_tile - overlap))
     tile = math.ceil((length + (count - 1) * overlap) / count)
-    if length % multiple == 0:
-        tile = min(length, -(-tile // multiple) * multiple)
-    if tile == length:  # rounded up to the whole: one tile, not several in the same place
-        return length, [0]
+    if evenly:
+        tile = -(-tile // multiple) * multiple
     return tile, [round(i * (length - tile) / (count - 1)) for i in range(count)]
 
 

@@ -62,11 +62,16 @@ def test_tile_plan_uses_the_fewest_equal_tiles():
 
 
 def test_tile_plan_rounds_tiles_up_to_sizes_the_unet_pools_evenly():
-    """Where the length is a multiple of 16, so is the tile (more overlap, never less), and a tile
-    rounded up to the whole length is one tile, not three in the same place."""
+    """Where the length is a multiple of 16, so is the tile (more overlap, never less), and never
+    larger than asked: tiles of at most 20 are counted at 16."""
     assert inference.tile_plan(624, 512, 32, 16) == (336, [0, 288])  # 328 rounded up
     assert inference.tile_plan(620, 512, 32, 16) == (326, [0, 294])  # not a multiple: as without
-    assert inference.tile_plan(32, 20, 12, 16) == (32, [0])  # 19 rounded up to the whole
+    assert inference.tile_plan(32, 20, 12, 16) == (16, [0, 4, 8, 12, 16])
+    for length, tile, overlap in [(624, 512, 32), (2000, 72, 8), (64, 40, 8), (48, 20, 4), (96, 17, 16)]:
+        size, starts = inference.tile_plan(length, tile, overlap, 16)
+        assert size <= max(tile, 16) and starts[0] == 0 and starts[-1] + size == length
+        assert all(size - (b - a) >= overlap for a, b in zip(starts, starts[1:]))
+        assert size % 16 == 0 or tile // 16 * 16 <= overlap, (length, tile, overlap, size)
 
 
 def test_one_tile_equals_the_untiled_model():
