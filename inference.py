@@ -82,7 +82,6 @@ def ramp(length, overlap):
 class TiledEnhancer:
     def __init__(self, model, test_cfg):
         self.cfg = test_cfg
-        self.views = views.views(test_cfg["self_ensemble"])
         self.multiple = network.size_multiple(model)
         self._run = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
 
@@ -118,15 +117,15 @@ class TiledEnhancer:
         """Yield (first frame index, float RGB frames, their input's linear light or None) chunks."""
         length, overlap = len(clip.packed_raw), self.cfg["overlap_frames"]
         mirror, tile, starts = time_plan(length, self.cfg)
-        distinct = [view for view in self.views if tile > 1 or not view.reverse_time]  # one frame reversed is itself
-        inputs = in_background(item for start in starts for item in self._read(clip, start - mirror, start - mirror + tile, distinct))
+        window_views = views.views(self.cfg["self_ensemble"], tile)
+        inputs = in_background(item for start in starts for item in self._read(clip, start - mirror, start - mirror + tile, window_views))
         time_weight = ramp(tile, overlap)[:, None, None, None]
-        view_weight = time_weight / len(distinct)  # times the views' sum: their mean, weighted
+        view_weight = time_weight / len(window_views)  # times the views' sum: their mean, weighted
         carry_sum = carry_weight = None  # the blended tail that the next window overlaps
         with contextlib.closing(inputs):  # its thread stopped and joined when this stage stops
             for i, start in enumerate(starts):
                 window_sum = None
-                for view in distinct:
+                for view in window_views:
                     packed, linear, window_shape = next(inputs)
                     rgb = views.restore(self.enhance_window(packed), view, window_shape)
                     window_sum = rgb if window_sum is None else np.add(window_sum, rgb, out=window_sum)

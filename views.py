@@ -12,6 +12,7 @@ config.CFA, as crops.py does for training. Every view, the window as it is inclu
 mirrored at its bottom and right to a multiple of `multiple` packed pixels (2**depth): at other
 sizes the U-Net's pooling rounds a half-filled edge up, which it never met in training.
 """
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -29,9 +30,11 @@ class View(NamedTuple):
     flips: int  # bit 0 flips the rows, bit 1 the columns, bit 2 transposes (applied first)
 
 
-def views(count):
-    """The first `count` views: each flip with time forwards, then reversed."""
-    return [View(reverse_time, flips) for flips in FLIP_ORDER for reverse_time in (False, True)][:count]
+def views(count, frames):
+    """The first `count` views (each flip with time forwards, then reversed) that differ for a
+    window of `frames` frames: one frame reversed in time is itself."""
+    first = [View(reverse_time, flips) for flips in FLIP_ORDER for reverse_time in (False, True)][:count]
+    return first if frames > 1 else [view for view in first if not view.reverse_time]
 
 
 def _flip(frames, flips):
@@ -56,6 +59,7 @@ def _unflip(frames, flips):
     return frames
 
 
+@functools.cache  # asked for every view of every window
 def _phase(flips):
     """(dy, dx) at which the mirrored-by-one, flipped mosaic reads config.CFA again."""
     codes = np.pad(cfa_codes(6, 6), 1, mode="reflect")
