@@ -51,6 +51,7 @@ import losses
 import network
 import synthesis
 import train
+import views
 from atomic import atomic_output
 from inference import TiledEnhancer, tile_plan, time_plan
 
@@ -266,11 +267,12 @@ def enhance_file(cfg, clip_path, output, size):
 def network_calls(frames, height, width, test_cfg, multiple):
     """(calls, shape): the network calls test.py's tiling makes on a clip, all of one input shape
     (frames, packed height, packed width): every view of every window in time times every tile in
-    space, the clip mirrored up to a multiple of `multiple` packed pixels first."""
+    space, each view mirrored up to a multiple of `multiple` packed pixels first."""
     _, tile, starts = time_plan(frames, test_cfg)
-    (tile_h, tops), (tile_w, lefts) = (tile_plan(-(-n // multiple) * multiple, test_cfg["tile_size"],
+    (tile_h, tops), (tile_w, lefts) = (tile_plan(views.padded_size(n, multiple), test_cfg["tile_size"],
                                                  test_cfg["overlap_size"], multiple) for n in (height, width))
-    return test_cfg["self_ensemble"] * len(starts) * len(tops) * len(lefts), (tile, tile_h, tile_w)
+    window_views = views.views(test_cfg["self_ensemble"], tile)
+    return len(window_views) * len(starts) * len(tops) * len(lefts), (tile, tile_h, tile_w)
 
 
 def bench_inference(size, runs, root):

@@ -66,6 +66,11 @@ def _phase(flips):
     return cfa_phase(_flip(codes[None], flips)[0])
 
 
+def padded_size(length, multiple):
+    """The packed length a view of `length` packed pixels is mirrored up to: a multiple of `multiple`."""
+    return -(-length // multiple) * multiple
+
+
 def show(packed_raw, view, multiple):
     """A (T, h, w, 4) raw window -> the view the network enhances, (T, h', w', 4), with h' and w'
     multiples of `multiple`. The window itself comes back unchanged when it needs no padding."""
@@ -76,8 +81,8 @@ def show(packed_raw, view, multiple):
     (dy, dx), (height, width) = _phase(view.flips), moved.shape[1:]
     cut = moved[:, dy:height - dy, dx:width - dx]  # one pixel in on both sides, or the whole
     # Mirroring keeps the CFA phase (it maps a row to one an even distance away) at any width.
-    padding = ((0, 0), (0, -cut.shape[1] % (2 * multiple)), (0, -cut.shape[2] % (2 * multiple)))
-    return packed_from_mosaic(np.pad(cut, padding, mode="reflect"))
+    padding = [(0, 2 * padded_size(n // 2, multiple) - n) for n in cut.shape[1:]]
+    return packed_from_mosaic(np.pad(cut, [(0, 0), *padding], mode="reflect"))
 
 
 def restore(rgb, view, packed_shape):
