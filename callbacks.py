@@ -133,8 +133,23 @@ class EpochTracker(keras.callbacks.Callback):
 
 
 def learning_rate(train_cfg, steps_per_epoch):
-    """The original's schedule: `learning_rate`, times `lr_drop_factor` from `lr_drop_epoch` on.
-    A function of the optimizer's step, so a resumed run continues on the same schedule."""
+    """The original's schedule: `learning_rate`, times `lr_drop_factor` from `lr_drop_epoch` on,
+    rising linearly over the first `warmup_steps`. A function of the optimizer's step, so a resumed
+    run continues on the same schedule."""
     lr = float(train_cfg["learning_rate"])  # YAML reads `0` or `1` as an integer
-    return keras.optimizers.schedules.PiecewiseConstantDecay(
+    schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
         [train_cfg["lr_drop_epoch"] * steps_per_epoch], [lr, lr * float(train_cfg["lr_drop_factor"])])
+    return WarmUp(schedule, train_cfg["warmup_steps"]) if train_cfg["warmup_steps"] else schedule
+
+
+class WarmUp(keras.optimizers.schedules.LearningRateSchedule):
+    """`schedule`, times (step + 1) / `steps` over the first `steps` steps."""
+
+    def __init__(self, schedule, steps):
+        self.schedule, self.steps = schedule, steps
+
+    def __call__(self, step):
+        ramp = keras.ops.minimum(1.0, (keras.ops.cast(step, "float32") + 1.0) / self.steps)
+        return self.schedule(step) * ramp
+
+

@@ -10,7 +10,7 @@ simulated camera whose noise lies outside the generic synthesis ranges.
 3. generate_file_list.py synthesises the default and broad footage with that profile into
    data.lists_dir/simulated_camera/.
 4. train.py fine-tunes the shipped model on it: experiments/shipped.yaml's settings, a tenth of its
-   learning rate, --steps steps.
+   learning rate, warmed up over the first quarter of --steps steps.
 5. test.py's evaluation scores the shipped and the fine-tuned model on the camera's test clips.
 
 The table goes to figure/camera_finetune.md and between its markers in README.md and docs/.
@@ -70,12 +70,13 @@ def data_overrides(root):
 
 def fine_tune_config(root, steps, overrides, epochs=4):
     """The shipped model's recipe on the camera's data, from the shipped weights, a tenth of the
-    recipe's learning rate, `steps` steps in all."""
+    recipe's learning rate, warmed up over the first quarter of `steps` steps in all."""
     recipe = config.load_config(SHIPPED_RECIPE)
     return config.load_config(SHIPPED_RECIPE, [
         *data_overrides(root), f"experiment={EXPERIMENT}", f"train.init_weights={test_script.SHIPPED}",
         f"train.learning_rate={recipe['train']['learning_rate'] / 10:g}", f"train.epochs={epochs}",
-        f"train.lr_drop_epoch={epochs}", f"train.steps_per_epoch={max(1, steps // epochs)}", *overrides])
+        f"train.lr_drop_epoch={epochs}", f"train.steps_per_epoch={max(1, steps // epochs)}",
+        f"train.warmup_steps={steps // 4}", *overrides])
 
 
 def scores(weights, root, overrides):

@@ -108,6 +108,9 @@ DEFAULTS = {
         "lr_drop_epoch": 30,  # from this epoch on the learning rate is multiplied by lr_drop_factor
         "lr_drop_factor": 0.1,
         "clip_norm": None,  # clip each gradient tensor to this L2 norm (Adam clipnorm): a guard against spikes
+        # The learning rate rises linearly to its value over these first steps. From init_weights,
+        # a fresh Adam state would otherwise move every weight by about the learning rate at once.
+        "warmup_steps": 0,
         # Validate and save an exponential moving average of the generator's weights (Polyak
         # averaging, e.g. 0.999: about the last 1000 steps) instead of the last step's; None: off.
         "ema_momentum": None,
@@ -321,6 +324,8 @@ def validate(cfg):
     if train["steps_per_epoch"] is not None and (not isinstance(train["steps_per_epoch"], int)
                                                  or train["steps_per_epoch"] < 1):
         raise ValueError(f"train.steps_per_epoch must be a positive integer or null, got {train['steps_per_epoch']!r}")
+    if isinstance(train["warmup_steps"], bool) or not isinstance(train["warmup_steps"], int) or train["warmup_steps"] < 0:
+        raise ValueError(f"train.warmup_steps must be an integer >= 0, got {train['warmup_steps']!r}")
     if not 0 <= train["still_probability"] <= 1:
         raise ValueError(f"train.still_probability must be in [0, 1], got {train['still_probability']!r}")
     if train["strategy"] not in STRATEGIES:

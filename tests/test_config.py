@@ -16,6 +16,8 @@ import config
     ("experiment=../../x", "experiment must be a plain folder name"),
     ("model.precision=fp8", "model.precision must be one of"),
     ("train.clip_norm=-1", "train.clip_norm must be a positive number or null"),
+    ("train.warmup_steps=-5", "train.warmup_steps must be an integer >= 0"),
+    ("train.warmup_steps=2.5", "train.warmup_steps must be an integer >= 0"),
     ("train.ema_momentum=1", "train.ema_momentum must be a number between 0 and 1"),
     ("model.time_padding=reflect", "model.time_padding must be one of"),
     ("synthesis.illuminant_probability=2", r"synthesis.illuminant_probability must be in \[0, 1\]"),

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import pytest
 
+import callbacks
 import config
 import crops
 import data
@@ -358,3 +359,14 @@ def test_a_non_finite_loss_stops_training_with_what_to_do(tiny_data, tmp_path):
     cfg = tiny_cfg(tiny_data, tmp_path, "experiment=nan", "train.learning_rate=1e30")  # weights blow up at once
     with pytest.raises(FloatingPointError, match=r"diverged at batch \d+: .*(nan|inf).*train.clip_norm"):
         train.train(cfg, verbose=0)
+
+
+def test_learning_rate_warms_up_linearly_then_drops():
+    """Steps 0-3 of a 4-step warm-up take 1/4 .. 4/4 of the rate; the drop at epoch 2 of 10 steps
+    still comes after step 20 (PiecewiseConstantDecay's boundary), by hand."""
+    train_cfg = {"learning_rate": 0.4, "lr_drop_epoch": 2, "lr_drop_factor": 0.5, "warmup_steps": 4}
+    schedule = callbacks.learning_rate(train_cfg, steps_per_epoch=10)
+    rates = [float(schedule(step)) for step in (0, 1, 2, 3, 4, 19, 20, 21)]
+    np.testing.assert_allclose(rates, [0.1, 0.2, 0.3, 0.4, 0.4, 0.4, 0.4, 0.2], rtol=1e-6)
+    no_warmup = callbacks.learning_rate({**train_cfg, "warmup_steps": 0}, steps_per_epoch=10)
+    assert float(no_warmup(0)) == pytest.approx(0.4)
