@@ -266,8 +266,9 @@ def enhance_file(cfg, clip_path, output, size):
 
 def network_calls(frames, height, width, test_cfg, multiple):
     """(calls, shape): the network calls test.py's tiling makes on a clip, all of one input shape
-    (frames, packed height, packed width): every view of every window in time times every tile in
-    space, each view mirrored up to a multiple of `multiple` packed pixels first."""
+    (frames, packed height, packed width), or of its transpose for a transposed view (the same
+    work): every view of every window in time times every tile in space, each view mirrored up to
+    a multiple of `multiple` packed pixels first."""
     _, tile, starts = time_plan(frames, test_cfg)
     (tile_h, tops), (tile_w, lefts) = (tile_plan(views.padded_size(n, multiple), test_cfg["tile_size"],
                                                  test_cfg["overlap_size"], multiple) for n in (height, width))
