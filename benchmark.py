@@ -427,7 +427,9 @@ def main(argv=None):
             tmp.write_text(json.dumps(results, indent=1))
         print(f"wrote {args.json}")
         if not args.quick:
-            figures.update_documents(f"benchmark_{'_'.join(args.sections)}", report_markdown(results))
+            # The JSON file's name is the table's key, so only a run written to figure/ reaches the
+            # documents' tables, and runs of the same sections on two machines have two tables.
+            figures.update_documents(Path(args.json).stem, report_markdown(results))
 
 
 if __name__ == "__main__":

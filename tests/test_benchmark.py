@@ -2,6 +2,8 @@
 It asserts no timings: speed targets live in the benchmark's output, not in tests."""
 import json
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +11,8 @@ import pytest
 import benchmark
 import config
 import network
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_quick_benchmark_writes_well_formed_json(tmp_path):
@@ -82,3 +86,17 @@ def test_memory_is_compared_at_equal_windows():
     assert benchmark.window_frames("full", 2000) == 71
     test_cfg = benchmark.bench_config("full", "test.tile_frames=60")["test"]
     assert benchmark.time_plan(2000, test_cfg)[1] == 60  # 2,016 frames with the mirrored ends
+
+
+def test_each_documented_benchmark_table_is_its_json_file():
+    # A table's key is the name of the JSON file its run wrote (benchmark.main), so the documents
+    # show exactly what figure/ holds, and a run written anywhere else touches no document.
+    documents = "".join(path.read_text() for path in sorted(ROOT.glob("docs/*.md")) + [ROOT / "README.md"])
+    tables = dict(re.findall(r"<!-- table:(benchmark\w*) -->\n(.*?)<!-- /table:\1 -->", documents, re.S))
+    files = {path.stem: path for path in (ROOT / "figure").glob("benchmark*.json")}
+    assert sorted(tables) == sorted(files)
+    for key, table in tables.items():
+        # The machine line and each figure's value; a target may have moved since a table was written.
+        written = benchmark.report_markdown(json.loads(files[key].read_text()))
+        assert table.splitlines()[0] == written.splitlines()[0], key
+        assert re.findall(r"^\| (\w+) \| ([\d.]+) \|", table, re.M) == re.findall(r"^\| (\w+) \| ([\d.]+) \|", written, re.M), key
