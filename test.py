@@ -232,7 +232,7 @@ def format_table(overall, videos):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("case", nargs="?", type=int, choices=sorted(CASES), default=3)
+    parser.add_argument("case", nargs="?", type=int, choices=sorted(CASES), help="the list to enhance (default: 3)")
     parser.add_argument("--input", help="one clip: a packed .npy or a folder of camera raw frames")
     parser.add_argument("--output", help="with --input: the mp4 to write")
     parser.add_argument("--list", help="enhance the clips of this list file (results in a folder named after it)")
@@ -242,6 +242,13 @@ def parse_args(argv=None):
     parser.add_argument("--sheet", action="store_true", help="also write NAME_sheet.png of sample frames")
     config.add_arguments(parser)
     args = parser.parse_args(argv)
+    # Each names what to enhance; given two, one would be ignored without a word.
+    if sum(choice is not None for choice in (args.case, args.input, args.list)) > 1:
+        parser.error("CASE, --input and --list each name what to enhance: give one of them")
+    if args.output and not args.input:
+        parser.error("--output names the video of one --input clip; a list's results go to test.result_root")
+    if args.case is None:
+        args.case = 3
     if args.ratio is not None:
         args.set.append(f"data.ratio={args.ratio}")
     return args

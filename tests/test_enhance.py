@@ -248,6 +248,21 @@ def test_bad_output_paths_are_refused_before_inference(experiment, tmp_path, nam
         run(folders, "--input", str(root / "customized" / "own.npy"), "--output", str(tmp_path / name))
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["2", "--list", "my_list"], "CASE, --input and --list each name what to enhance: give one of them"),
+    (["--input", "a.npy", "--list", "my_list"], "CASE, --input and --list each name what to enhance"),
+    (["2", "--output", "out.mp4"], "--output names the video of one --input clip"),
+])
+def test_arguments_that_would_be_ignored_are_refused(argv, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        test_script.parse_args(argv)
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_case_3_is_the_default():
+    assert test_script.parse_args([]).case == 3 and test_script.parse_args(["--input", "a.npy"]).case == 3
+
+
 def test_a_user_error_is_one_line_and_exit_status_2(tmp_path):
     import subprocess
     import sys
