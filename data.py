@@ -7,6 +7,7 @@ A clip is a pair of npy files with the same name:
 and, optionally, a sidecar INPUT_DIR/NAME.json with the camera's black and white level, CFA,
 exposure ratio, frame rate, as-shot white balance and colour matrix.
 """
+import difflib
 import json
 import mmap
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ import numpy as np
 
 import config
 
+# The sidecar's keys that data.py and test.py read, and synthesis.py's own record of its draws.
+SIDECAR_KEYS = ("black_level", "white_level", "cfa", "ratio", "fps", "wb_gains", "ccm", "source", "simulation", "scene")
 HE_BINS = 65536  # the original's histogram equalisation: 2**16 bins from the clip's min to max
 
 
@@ -104,6 +107,10 @@ def load_sidecar(input_path):
         raise ValueError(f"{path}: not valid JSON ({error})") from None
     if not isinstance(meta, dict):
         raise ValueError(f"{path}: expected a JSON object, got {type(meta).__name__}")
+    for key in meta.keys() - set(SIDECAR_KEYS):  # other keys are the user's own notes; a near miss is a typo
+        close = difflib.get_close_matches(key, SIDECAR_KEYS, n=1, cutoff=0.8)
+        if close:
+            raise ValueError(f"{path}: unknown key {key!r}: did you mean {close[0]!r}?")
     if "cfa" in meta and meta["cfa"] != config.CFA:
         raise ValueError(f"{path}: the packed input must be in {config.CFA} order, the sidecar says {meta['cfa']!r}")
     return meta

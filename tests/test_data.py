@@ -6,6 +6,7 @@ import pytest
 
 import config
 import data
+import synthesis
 from atomic import atomic_output
 
 
@@ -192,6 +193,9 @@ BAD_SIDECARS = [
     ({"black_level": [256, 256, 256]}, "black_level must be one number or 4 numbers"),
     ({"wb_gains": [2.0, 1.0]}, "wb_gains must be 3 numbers, finite and positive"),
     ({"ccm": [[1, 0], [0, 1]]}, "ccm must be 3x3 numbers"),
+    # Misspelt, the white balance would silently be 1, 1, 1 and the black level the config's.
+    ({"wb_gain": [2, 1, 1.5]}, "unknown key 'wb_gain': did you mean 'wb_gains'?"),
+    ({"blacklevel": 256}, "unknown key 'blacklevel': did you mean 'black_level'?"),
 ]
 
 
@@ -201,6 +205,15 @@ def test_impossible_sidecar_values_name_the_file(tmp_path, change, message):
     input_path, _ = write_clip(tmp_path, "clip", np.full((1, 2, 2, 4), 300, np.uint16), meta={**meta, **change})
     with pytest.raises(ValueError, match=f"clip.json: {message}"):
         data.open_clip(input_path, None, linear_cfg())
+
+
+def test_a_sidecar_may_carry_notes_and_synthesis_writes_only_known_keys(tmp_path):
+    meta = {"black_level": 256, "white_level": 4095, "ratio": 100, "camera": "mine", "lens": "50 mm"}
+    input_path, _ = write_clip(tmp_path, "clip", np.full((1, 2, 2, 4), 300, np.uint16), meta=meta)
+    assert data.open_clip(input_path, None, linear_cfg()).meta["camera"] == "mine"
+    cfg = config.load_config(overrides=[f"data.input_dir={tmp_path / 'in'}", f"data.gt_dir={tmp_path / 'gt'}"])
+    synthesis.make_pair("made", np.full((2, 16, 16, 3), 128, np.uint8), 24, "test", cfg)
+    assert set(json.loads((tmp_path / "in" / "made.json").read_text())) <= set(data.SIDECAR_KEYS)
 
 
 def test_fortran_order_clip_reads_as_saved(tmp_path):
