@@ -113,13 +113,13 @@ def run_row(row, budget_name, overrides):
 
 
 def markdown(rows):
-    lines = ["| row | PSNR | SSIM | MSE(MABD) 1e-3 | cast R, G, B | chroma err | train loss | val loss | best val PSNR | wall (min) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| row | PSNR | SSIM | MSE(MABD) 1e-3 | motion | cast R, G, B | chroma err | train loss | val loss | best val PSNR | wall (min) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         if "status" in r:
-            lines.append(f"| {r['row']} | {r['status']} | | | | | | | | |")
+            lines.append(f"| {r['row']} | {r['status']} | | | | | | | | | |")
         else:
-            lines.append(f"| {r['row']} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['mse_mabd']:.3f} | "
+            lines.append(f"| {r['row']} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['mse_mabd']:.3f} | {r['motion']:.2f} | "
                          f"{r['cast_r']:+.1f}, {r['cast_g']:+.1f}, {r['cast_b']:+.1f} | {r['chroma_error']:.3f} | "
                          f"{r['train_loss']:.4f} | {r['val_loss']:.4f} | {r['val_psnr']:.2f} | {r['minutes']:.1f} |")
     return "\n".join(lines) + "\n"

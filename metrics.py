@@ -7,6 +7,9 @@
   |br_k - br_(k-1)|, a vector of F-1 values per video; the score is the mean squared difference of
   the output's and the ground truth's vectors, in units of 1e-3. The difference is taken along time
   (the original's code took it along the image width, a bug);
+- motion: the mean of the output's MABD over the ground truth's. MSE(MABD) scores an output that
+  smooths moving content over time (motion below 1) as it scores one that flickers (above 1); this
+  says which;
 - colour: the cast, the mean of output minus ground truth per channel in levels (0-255), and the
   chromaticity error, the distance between the mean colour's chromaticity (r, g, b) / (r + g + b)
   of the output and of the ground truth, per frame, averaged. A grey output of a blue scene has no
@@ -89,6 +92,12 @@ def mse_mabd(gt_mabd, mabd_values):
     return float(np.mean((np.asarray(gt_mabd) - np.asarray(mabd_values)) ** 2) / MABD_UNIT)
 
 
+def motion(gt_mabd, mabd_values):
+    """How much the output changes from frame to frame, as a share of how much the truth does."""
+    gt_change = float(np.mean(gt_mabd))
+    return float(np.mean(mabd_values)) / gt_change if gt_change > 0 else float("nan")
+
+
 class VideoScores:
     """Accumulates the metrics of one video chunk by chunk, holding only one frame of brightness."""
 
@@ -115,5 +124,6 @@ class VideoScores:
         chroma_error = np.linalg.norm(chromaticity(colour) - chromaticity(gt_colour), axis=-1).mean()
         return {"psnr": float(np.mean(self.psnr)), "ssim": float(np.mean(self.ssim)),
                 "mse_mabd": mse_mabd(self.gt_mabd, self.mabd) if self.mabd else float("nan"),
+                "motion": motion(self.gt_mabd, self.mabd) if self.mabd else float("nan"),
                 "cast_r": float(cast[0]), "cast_g": float(cast[1]), "cast_b": float(cast[2]),
                 "chroma_error": float(chroma_error), "frames": len(self.psnr)}

@@ -194,7 +194,7 @@ def enhance_clip(clip, enhancer, cfg, output, compare=False, sheet=False, save_n
 # Tables
 
 
-SCORES = ("psnr", "ssim", "mse_mabd", "cast_r", "cast_g", "cast_b", "chroma_error")
+SCORES = ("psnr", "ssim", "mse_mabd", "motion", "cast_r", "cast_g", "cast_b", "chroma_error")
 
 
 def summarise(per_video):
@@ -211,7 +211,7 @@ def write_metrics(per_video, folder, made_with):
         tmp.write_text(json.dumps({"videos": per_video, "overall": overall, "made_with": made_with}, indent=1))
     with atomic_output(Path(folder) / "metrics.csv") as tmp, tmp.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["video", "method", "psnr", "ssim", "mse_mabd_1e-3", "cast_r", "cast_g", "cast_b",
+        writer.writerow(["video", "method", "psnr", "ssim", "mse_mabd_1e-3", "motion", "cast_r", "cast_g", "cast_b",
                          "chroma_error", "frames"])
         rows = [(video, method, s) for video, methods in per_video.items() for method, s in methods.items()]
         for video, method, s in rows + [("overall", method, s) for method, s in overall.items()]:
@@ -220,13 +220,13 @@ def write_metrics(per_video, folder, made_with):
 
 
 def format_table(overall, videos):
-    lines = [f"{'method':<26} {'PSNR':>7} {'SSIM':>7} {'MSE(MABD) 1e-3':>16} {'cast R, G, B (levels)':>22} "
+    lines = [f"{'method':<26} {'PSNR':>7} {'SSIM':>7} {'MSE(MABD) 1e-3':>16} {'motion':>7} {'cast R, G, B (levels)':>22} "
              f"{'chroma err':>10}   ({videos} videos)"]
     labels = {"network": "network", "linear": "linear + demosaic + tone", "he": "HE + demosaic"}
     for method, s in overall.items():
         cast = f"{s['cast_r']:+.1f}, {s['cast_g']:+.1f}, {s['cast_b']:+.1f}"
         lines.append(f"{labels.get(method, method):<26} {s['psnr']:7.2f} {s['ssim']:7.4f} {s['mse_mabd']:16.4f} "
-                     f"{cast:>22} {s['chroma_error']:10.4f}")
+                     f"{s['motion']:7.3f} {cast:>22} {s['chroma_error']:10.4f}")
     return "\n".join(lines)
 
 

@@ -78,7 +78,7 @@ def test_case_2_writes_videos_npy_and_metrics(experiment, capsys):
     assert report["videos"][name]["network"]["psnr"] == pytest.approx(metrics.psnr(gt_rgb, results).mean(), abs=1e-4)
     assert report["videos"][name]["network"]["ssim"] == pytest.approx(metrics.ssim(gt_rgb, results).mean(), abs=1e-5)
     assert (folder / "metrics.csv").read_text().startswith(
-        "video,method,psnr,ssim,mse_mabd_1e-3,cast_r,cast_g,cast_b,chroma_error,frames")
+        "video,method,psnr,ssim,mse_mabd_1e-3,motion,cast_r,cast_g,cast_b,chroma_error,frames")
 
 
 def test_case_3_reads_the_customized_list(experiment):

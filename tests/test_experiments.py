@@ -37,13 +37,14 @@ def test_toy_table_end_to_end(tmp_path, monkeypatch):
     assert rows[1]["experiment"] == "toy_baseline" and not (tmp_path / "ckpt" / "toy_depth_2").exists()
     assert rows[1]["psnr"] == rows[0]["psnr"]
     for row in (rows[0], rows[2]):
-        assert np.isfinite([row["psnr"], row["ssim"], row["mse_mabd"], row["train_loss"], row["val_loss"], row["val_psnr"]]).all()
+        scores = ("psnr", "ssim", "mse_mabd", "motion", "train_loss", "val_loss", "val_psnr")
+        assert np.isfinite([row[key] for key in scores]).all()
         assert 0 < row["minutes"] < 10
     batch_4 = config.load_config(tmp_path / "ckpt" / "toy_batch_4" / "config.yaml")["train"]
     assert batch_4["batch_size"] == 4 and batch_4["learning_rate"] == pytest.approx(5e-4 * (4 / 2) ** 0.5, rel=1e-5)
     table = (tmp_path / "figure" / "toy_toy.md").read_text().splitlines()
     assert table[0].startswith("| row | PSNR | SSIM | MSE(MABD) 1e-3 |") and len(table) == 6
-    assert all(line.count("|") == 11 for line in table)
+    assert all(line.count("|") == 12 for line in table)
     assert (tmp_path / "figure" / "toy_toy_curves.png").is_file()
     assert readme.read_text() == "intro\n<!-- table:toy_toy -->\n" + "\n".join(table) + "\n<!-- /table:toy_toy -->\nend\n"
     # A finished row is not trained again.

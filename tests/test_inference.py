@@ -173,6 +173,25 @@ def test_mabd_by_hand():
     assert metrics.psnr(grey, grey)[0] == pytest.approx(10 * np.log10(255**2 / 1e-10))
 
 
+def test_motion_tells_smoothing_from_flicker():
+    # The truth brightens by 50 levels a frame; one output by 25 (smoothed over time), one by 75
+    # and back (flicker). Both miss the truth's MABD by 25 levels a step, so MSE(MABD) is the same.
+    levels = {"truth": [0, 50, 100], "smoothed": [0, 25, 50], "flicker": [0, 75, 0]}
+    frames = {k: np.array(v, np.uint8)[:, None, None, None] * np.ones((1, 12, 12, 3), np.uint8) for k, v in levels.items()}
+    results = {}
+    for name in ("smoothed", "flicker"):
+        scores = metrics.VideoScores()
+        scores.update(frames["truth"][:1], frames[name][:1])  # two chunks: the step across them counts
+        scores.update(frames["truth"][1:], frames[name][1:])
+        results[name] = scores.result()
+    assert results["smoothed"]["mse_mabd"] == pytest.approx(results["flicker"]["mse_mabd"]) == pytest.approx(
+        (25 / 255) ** 2 / 1e-3)
+    assert results["smoothed"]["motion"] == pytest.approx(0.5) and results["flicker"]["motion"] == pytest.approx(1.5)
+    still = metrics.VideoScores()
+    still.update(frames["truth"][:2] * 0, frames["smoothed"][:2])
+    assert np.isnan(still.result()["motion"])  # a still truth: no motion to compare with
+
+
 def test_colour_measures_by_hand():
     gt = np.zeros((2, 12, 12, 3), np.uint8)
     gt[...] = (20, 60, 200)  # a blue scene
@@ -339,7 +358,8 @@ def test_a_single_frame_is_scored_without_mabd():
     scores = metrics.VideoScores()
     scores.update(frame, frame)
     result = scores.result()
-    assert result["frames"] == 1 and np.isnan(result["mse_mabd"]) and result["chroma_error"] == 0
+    assert result["frames"] == 1 and np.isnan(result["mse_mabd"]) and np.isnan(result["motion"])
+    assert result["chroma_error"] == 0
 
 
 def test_anchor_colour_pins_each_frames_linear_means_to_the_input_but_not_on_a_lamp():
