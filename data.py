@@ -20,7 +20,8 @@ import numpy as np
 import config
 
 # The sidecar's keys that data.py and test.py read, and synthesis.py's own record of its draws.
-SIDECAR_KEYS = ("black_level", "white_level", "cfa", "ratio", "fps", "wb_gains", "ccm", "source", "simulation", "scene")
+SIDECAR_KEYS = ("black_level", "white_level", "cfa", "ratio", "fps", "wb_gains", "ccm",
+                "source", "simulation", "scene")
 HE_BINS = 65536  # the original's histogram equalisation: 2**16 bins from the clip's min to max
 
 
