@@ -1,6 +1,6 @@
 """The training run's own Keras callbacks: atomic checkpoints, the run's config, previews, epoch
-times, the sample plan's epoch and a loud stop on NaN; the learning-rate schedule; and the check
-that a resumable backup can be read at all. Nothing here needs TensorFlow (train_jax.py uses it too)."""
+times, the sample plan's epoch and loud stops on NaN and on collapse; the learning-rate schedule;
+and the check that a resumable backup can be read at all. Nothing here needs TensorFlow (train_jax.py uses it too)."""
 import json
 import math
 import time
@@ -79,6 +79,50 @@ class Checkpoints(keras.callbacks.Callback):
             save_weights(self.generator, self.folder / "best.weights.h5")
             with atomic_output(self.folder / "best.json") as tmp:
                 tmp.write_text(json.dumps({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}, indent=1))
+
+
+# Validation PSNR this far below the run's best means the weights have collapsed (a loss spike);
+# noise between epochs is a fraction of a dB. Adam sometimes climbs back within an epoch or two,
+# so a run stops only after COLLAPSE_PATIENCE collapsed epochs in a row.
+COLLAPSE_DB = 10.0
+COLLAPSE_PATIENCE = 3
+
+
+def collapsed(best_psnr, psnr):
+    return best_psnr - psnr > COLLAPSE_DB
+
+
+def first_collapse(val_psnrs):
+    """The first epoch (from 1) of a log whose validation PSNR had collapsed, or None."""
+    best = -math.inf
+    for epoch, psnr in enumerate(val_psnrs, 1):
+        best = max(best, psnr)
+        if collapsed(best, psnr):
+            return epoch
+    return None
+
+
+class StopOnCollapse(keras.callbacks.Callback):
+    """Warns at every epoch whose validation PSNR has collapsed below the best one's, and stops the
+    run after COLLAPSE_PATIENCE in a row: the epochs left would train on from broken weights, and
+    best.weights.h5 already holds the best. Goes after `checkpoints`, whose `best` then includes
+    this epoch."""
+
+    def __init__(self, checkpoints):
+        super().__init__()
+        self.checkpoints, self.in_a_row = checkpoints, 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        if "val_psnr" not in logs or not collapsed(self.checkpoints.best, float(logs["val_psnr"])):
+            self.in_a_row = 0
+            return
+        self.in_a_row += 1
+        print(f"warning: validation PSNR collapsed at epoch {epoch + 1}: {float(logs['val_psnr']):.2f} dB against "
+              f"the best {self.checkpoints.best:.2f} ({self.in_a_row} of {COLLAPSE_PATIENCE} epochs in a row before "
+              "the run stops; best.weights.h5 keeps the best epoch). Lower train.learning_rate or set "
+              "train.clip_norm (the shipped recipe uses 1.0).")
+        if self.in_a_row == COLLAPSE_PATIENCE:
+            self.model.stop_training = True
 
 
 class Preview(keras.callbacks.Callback):

@@ -20,6 +20,7 @@ import argparse
 import math
 from pathlib import Path
 
+import callbacks
 import config
 import data
 import figures
@@ -107,6 +108,9 @@ def run_row(row, budget_name, overrides):
                                    train.experiment_folder(cfg) / "best.weights.h5", folder, save_npy=True)
     log = figures.read_log(train.experiment_folder(cfg) / "log.csv")
     label = row if run == row else f"{row} (= {run})"
+    collapse = callbacks.first_collapse(log["val_psnr"])
+    if collapse:  # scores of a run that broke (callbacks.StopOnCollapse): say so beside them
+        label += f" (collapsed at epoch {collapse})"
     return {"row": label, "experiment": name, **{k: overall["network"][k] for k in test_script.SCORES},
             "train_loss": log["loss"][-1], "val_loss": log["val_loss"][-1], "val_psnr": max(log["val_psnr"]),
             "minutes": sum(log["epoch_seconds"]) / 60}

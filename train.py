@@ -227,6 +227,7 @@ def train(cfg, extra_callbacks=(), verbose="auto", restart=False):
     policy, why = network.resolve_precision(cfg["model"])
     print(f"precision: {policy} ({why})")
     valid_packed, valid_gt = crops.validation_arrays(valid_clips, train_cfg)
+    checkpoints = callbacks.Checkpoints(folder, model.generator)
     run_callbacks = [
         keras.callbacks.BackupAndRestore(folder / "backup", double_checkpoint=True),
         callbacks.SaveConfig(folder / "config.yaml", cfg, f"precision: {policy} ({why})\nmachine: {network.machine()}"),  # once the backup has loaded
@@ -237,7 +238,8 @@ def train(cfg, extra_callbacks=(), verbose="auto", restart=False):
         callbacks.StopOnNonFinite(),
         callbacks.StopOnSignal(),
         callbacks.EpochTimer(),  # before the callbacks that write the logs
-        callbacks.Checkpoints(folder, model.generator),
+        checkpoints,
+        callbacks.StopOnCollapse(checkpoints),
         keras.callbacks.CSVLogger(folder / "log.csv", append=True),
         keras.callbacks.TensorBoard(folder / "tensorboard", write_graph=False),
         callbacks.Preview(folder / "preview", valid_packed[0], valid_gt[0], train_cfg["preview_every"],

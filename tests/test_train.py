@@ -257,6 +257,30 @@ def test_best_weights_only_at_a_better_validation_psnr(tmp_path):
     assert 1.0 in [float(a.ravel()[0]) for a in best if a.size == 1] and 2.0 in [float(a.ravel()[0]) for a in last if a.size == 1]
 
 
+def test_a_collapsed_validation_stops_training_loudly(tmp_path, capsys):
+    import callbacks
+    generator = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    checkpoints = callbacks.Checkpoints(tmp_path, generator)
+    stop = callbacks.StopOnCollapse(checkpoints)
+    stop.set_model(generator)
+    generator.stop_training = False  # as Model.fit sets it
+    # Real runs' validation PSNR at the cpu budget in bf16: depth 4 collapsed for two epochs and
+    # climbed back; 32 channels collapsed for good.
+    depth_4 = [16.12, 17.89, 18.67, 18.94, 20.30, 6.53, 7.71, 17.75, 18.90]
+    channels_32 = [21.52, 22.68, 23.51, 5.82, 5.45, 5.16]
+    for epoch, psnr in enumerate(depth_4):
+        checkpoints.on_epoch_end(epoch, {"val_psnr": psnr})
+        stop.on_epoch_end(epoch, {"val_psnr": psnr})
+    assert not generator.stop_training
+    assert "collapsed at epoch 7: 7.71 dB against the best 20.30 (2 of 3" in capsys.readouterr().out
+    for epoch, psnr in enumerate(channels_32, len(depth_4)):
+        checkpoints.on_epoch_end(epoch, {"val_psnr": psnr})
+        stop.on_epoch_end(epoch, {"val_psnr": psnr})
+        assert generator.stop_training == (psnr == 5.16)
+    assert json.loads((tmp_path / "best.json").read_text())["epoch"] == 12
+    assert callbacks.first_collapse(depth_4) == 6 and callbacks.first_collapse(depth_4[:5]) is None
+
+
 def test_every_epoch_draws_its_own_crops(tiny_data, tmp_path, monkeypatch):
     epochs_seen = []
     plan_call = crops.SamplePlan.__call__
