@@ -57,11 +57,16 @@ def plot_curves(logs, output):
     plt.close(figure)
 
 
+def project_documents():
+    """The documents whose tables commands write: README.md and docs/*.md."""
+    root = Path(__file__).resolve().parent
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
 def update_documents(key, table, documents=None):
     """Replace the table between <!-- table:KEY --> and <!-- /table:KEY --> markers wherever they
-    stand: README.md and docs/*.md unless `documents` are named."""
-    root = Path(__file__).resolve().parent
-    for document in documents or [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+    stand: project_documents() unless `documents` are named."""
+    for document in documents or project_documents():
         text = Path(document).read_text()
         pattern = re.compile(rf"(<!-- table:{re.escape(key)} -->\n).*?(<!-- /table:{re.escape(key)} -->)", re.S)
         if pattern.search(text):

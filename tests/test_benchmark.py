@@ -10,6 +10,7 @@ import pytest
 
 import benchmark
 import config
+import figures
 import network
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,7 +92,7 @@ def test_memory_is_compared_at_equal_windows():
 def test_each_documented_benchmark_table_is_its_json_file():
     # A table's key is the name of the JSON file its run wrote (benchmark.main), so the documents
     # show exactly what figure/ holds, and a run written anywhere else touches no document.
-    documents = "".join(path.read_text() for path in sorted(ROOT.glob("docs/*.md")) + [ROOT / "README.md"])
+    documents = "".join(path.read_text() for path in figures.project_documents())
     tables = dict(re.findall(r"<!-- table:(benchmark\w*) -->\n(.*?)<!-- /table:\1 -->", documents, re.S))
     files = {path.stem: path for path in (ROOT / "figure").glob("benchmark*.json")}
     assert sorted(tables) == sorted(files)

@@ -246,7 +246,6 @@ def test_gan_updates_both_networks(tiny_data, tmp_path):
 
 
 def test_best_weights_only_at_a_better_validation_psnr(tmp_path):
-    import callbacks
     generator = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     checkpoints = callbacks.Checkpoints(tmp_path, generator)
     for epoch, psnr in enumerate([20.0, 22.0, 21.0]):
@@ -258,7 +257,6 @@ def test_best_weights_only_at_a_better_validation_psnr(tmp_path):
 
 
 def test_a_collapsed_validation_stops_training_loudly(tmp_path, capsys):
-    import callbacks
     generator = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     checkpoints = callbacks.Checkpoints(tmp_path, generator)
     stop = callbacks.StopOnCollapse(checkpoints)
