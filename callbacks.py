@@ -176,6 +176,15 @@ class EpochTracker(keras.callbacks.Callback):
         self.plan.epoch = epoch
 
 
+def run_guards(plan, checkpoints, ema_momentum):
+    """The callbacks train.py and train_jax.py share, in their order: the averaged weights swapped
+    in for validation (with train.ema_momentum), the plan's epoch, the loud stops, the epoch's time
+    (before the callbacks that write the logs), the checkpoints and the stop on a collapse."""
+    return [*([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema_momentum else []),
+            EpochTracker(plan), StopOnNonFinite(), StopOnSignal(), EpochTimer(), checkpoints,
+            StopOnCollapse(checkpoints)]
+
+
 def learning_rate(train_cfg, steps_per_epoch):
     """The original's schedule: `learning_rate`, times `lr_drop_factor` from `lr_drop_epoch` on,
     rising linearly over the first `warmup_steps`. A function of the optimizer's step, so a resumed

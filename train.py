@@ -233,13 +233,7 @@ def train(cfg, extra_callbacks=(), verbose="auto", restart=False):
         callbacks.SaveConfig(folder / "config.yaml", cfg, f"precision: {policy} ({why})\nmachine: {network.machine()}"),  # once the backup has loaded
         # With train.ema_momentum, validation and the callbacks below see the averaged weights;
         # the backup above keeps the raw ones, so a resumed run goes on from them.
-        *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if train_cfg["ema_momentum"] else []),
-        callbacks.EpochTracker(plan),
-        callbacks.StopOnNonFinite(),
-        callbacks.StopOnSignal(),
-        callbacks.EpochTimer(),  # before the callbacks that write the logs
-        checkpoints,
-        callbacks.StopOnCollapse(checkpoints),
+        *callbacks.run_guards(plan, checkpoints, train_cfg["ema_momentum"]),
         keras.callbacks.CSVLogger(folder / "log.csv", append=True),
         keras.callbacks.TensorBoard(folder / "tensorboard", write_graph=False),
         callbacks.Preview(folder / "preview", valid_packed[0], valid_gt[0], train_cfg["preview_every"],

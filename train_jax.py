@@ -125,13 +125,7 @@ def train(cfg, minutes=None, workers=8, extra_callbacks=(), verbose="auto"):
     run_callbacks = [
         callbacks.SaveConfig(folder / "config.yaml", cfg,
                              f"precision: {policy} ({why}); trained by train_jax.py\nmachine: {network.machine()}"),
-        *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema else []),
-        callbacks.EpochTracker(plan),
-        callbacks.StopOnNonFinite(),
-        callbacks.StopOnSignal(),
-        callbacks.EpochTimer(),  # before the callbacks that write the logs
-        checkpoints,
-        callbacks.StopOnCollapse(checkpoints),
+        *callbacks.run_guards(plan, checkpoints, ema),
         keras.callbacks.CSVLogger(folder / "log.csv"),
         *([StopBefore(minutes)] if minutes else []),
         *extra_callbacks,
