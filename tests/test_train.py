@@ -1,6 +1,7 @@
 """train.py: learning, exact resume, distribution, bf16, GAN, previews and early config errors."""
 import itertools
 import json
+import math
 import os
 import socket
 import subprocess
@@ -277,6 +278,15 @@ def test_a_collapsed_validation_stops_training_loudly(tmp_path, capsys):
         assert generator.stop_training == (psnr == 5.16)
     assert json.loads((tmp_path / "best.json").read_text())["epoch"] == 12
     assert callbacks.first_collapse(depth_4) == 6 and callbacks.first_collapse(depth_4[:5]) is None
+
+
+def test_training_stops_on_a_collapse(tiny_data, tmp_path, monkeypatch, capsys):
+    # With a threshold below any drop every epoch counts as collapsed, so a run that holds the
+    # guard ends after COLLAPSE_PATIENCE of its 5 epochs; without it, all 5 run.
+    monkeypatch.setattr(callbacks, "COLLAPSE_DB", -math.inf)
+    history = train.train(tiny_cfg(tiny_data, tmp_path, "experiment=collapse", "train.epochs=5"), verbose=0)
+    assert len(history.history["loss"]) == callbacks.COLLAPSE_PATIENCE == 3
+    assert "validation PSNR collapsed at epoch 3" in capsys.readouterr().out
 
 
 def test_every_epoch_draws_its_own_crops(tiny_data, tmp_path, monkeypatch):
