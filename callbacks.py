@@ -176,10 +176,12 @@ class EpochTracker(keras.callbacks.Callback):
         self.plan.epoch = epoch
 
 
-def run_guards(plan, checkpoints, ema_momentum):
+def run_guards(plan, folder, generator, ema_momentum):
     """The callbacks train.py and train_jax.py share, in their order: the averaged weights swapped
     in for validation (with train.ema_momentum), the plan's epoch, the loud stops, the epoch's time
-    (before the callbacks that write the logs), the checkpoints and the stop on a collapse."""
+    (before the callbacks that write the logs), the generator's checkpoints in `folder` and the stop
+    on a collapse, which reads their best."""
+    checkpoints = Checkpoints(folder, generator)
     return [*([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema_momentum else []),
             EpochTracker(plan), StopOnNonFinite(), StopOnSignal(), EpochTimer(), checkpoints,
             StopOnCollapse(checkpoints)]

@@ -227,13 +227,12 @@ def train(cfg, extra_callbacks=(), verbose="auto", restart=False):
     policy, why = network.resolve_precision(cfg["model"])
     print(f"precision: {policy} ({why})")
     valid_packed, valid_gt = crops.validation_arrays(valid_clips, train_cfg)
-    checkpoints = callbacks.Checkpoints(folder, model.generator)
     run_callbacks = [
         keras.callbacks.BackupAndRestore(folder / "backup", double_checkpoint=True),
         callbacks.SaveConfig(folder / "config.yaml", cfg, f"precision: {policy} ({why})\nmachine: {network.machine()}"),  # once the backup has loaded
         # With train.ema_momentum, validation and the callbacks below see the averaged weights;
         # the backup above keeps the raw ones, so a resumed run goes on from them.
-        *callbacks.run_guards(plan, checkpoints, train_cfg["ema_momentum"]),
+        *callbacks.run_guards(plan, folder, model.generator, train_cfg["ema_momentum"]),
         keras.callbacks.CSVLogger(folder / "log.csv", append=True),
         keras.callbacks.TensorBoard(folder / "tensorboard", write_graph=False),
         callbacks.Preview(folder / "preview", valid_packed[0], valid_gt[0], train_cfg["preview_every"],

@@ -121,11 +121,10 @@ def train(cfg, minutes=None, workers=8, extra_callbacks=(), verbose="auto"):
     policy, why = network.resolve_precision(cfg["model"])
     print(f"starting {cfg['experiment']} ({folder}) on Keras {keras.backend.backend()}; precision: {policy} ({why})")
     valid_packed, valid_gt = crops.validation_arrays(valid_clips, train_cfg)
-    checkpoints = callbacks.Checkpoints(folder, generator)
     run_callbacks = [
         callbacks.SaveConfig(folder / "config.yaml", cfg,
                              f"precision: {policy} ({why}); trained by train_jax.py\nmachine: {network.machine()}"),
-        *callbacks.run_guards(plan, checkpoints, ema),
+        *callbacks.run_guards(plan, folder, generator, ema),
         keras.callbacks.CSVLogger(folder / "log.csv"),
         *([StopBefore(minutes)] if minutes else []),
         *extra_callbacks,
