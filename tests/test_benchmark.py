@@ -22,7 +22,8 @@ def test_quick_benchmark_writes_well_formed_json(tmp_path):
     assert results["size"] == "quick" and results["cores"] >= 1 and results["tensorflow"]
     without_torch = [key for key in benchmark.TARGETS if not key.startswith("torch")]  # --compare-torch only
     for key in without_torch + ["matmul_f32_gflops", "matmul_bf16_gflops", "inference_f32_fps",
-                                "training_step_gflop", "inference_long_peak_memory_gib",
+                                "training_step_gflop", "training_compute_zero_time_padding_ratio",
+                                "inference_long_peak_memory_gib",
                                 "inference_long_same_window_peak_memory_gib"]:
         assert isinstance(results[key], float) and math.isfinite(results[key]) and results[key] > 0, key
     report = benchmark.report(results)
