@@ -16,6 +16,7 @@ from pathlib import Path
 
 import h5py
 import keras
+import numpy as np
 from keras import layers, ops
 
 import config
@@ -230,13 +231,32 @@ def load_weights(model, model_cfg, path, saved_model_cfg=None):
         raise ValueError(f"{path} does not fit the configured model ({reason})") from None
 
 
+def grow_to_resnet(generator, model_cfg, path):
+    """A plain U-Net's weights in the ResNet U-Net of the same size, computing the same function:
+    every convolution keeps its kernel and each residual block's projection starts at zero, so the
+    block's lrelu(conv2(lrelu(conv1(x))) + projection(x)) is the conv pair it replaces. Training
+    then adds the shortcuts to what the plain network has learnt."""
+    plain_cfg = {**model_cfg, "resnet": False}
+    plain = build_unet(plain_cfg)
+    load_weights(plain, plain_cfg, path)
+    for layer in generator.layers:
+        if layer.name.endswith("_project"):
+            layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
+        elif layer.weights:
+            layer.set_weights(plain.get_layer(layer.name).get_weights())
+
+
 def load_initial_weights(generator, model_cfg, path):
     """Fine-tuning: the generator starts from saved weights (BackupAndRestore, if resuming, then
-    puts back the interrupted run's own)."""
+    puts back the interrupted run's own). A plain U-Net's weights start a ResNet U-Net of the same
+    size as the same function (grow_to_resnet)."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"train.init_weights: {path}: no such weights file")
     try:
-        load_weights(generator, model_cfg, path)
+        if model_cfg["resnet"] and weights_architecture(path).get("resnet") is False:
+            grow_to_resnet(generator, model_cfg, path)
+        else:
+            load_weights(generator, model_cfg, path)
     except ValueError as error:
         raise ValueError(f"train.init_weights: {error}") from None
 

@@ -135,6 +135,26 @@ def test_replicated_time_padding_sees_one_frame_as_a_still_scene():
         assert np.allclose(single, middle, atol=1e-5) == same, padding
 
 
+
+def test_plain_weights_grow_into_a_resnet_that_computes_the_same(tmp_path):
+    """train.init_weights from a plain U-Net into model.resnet: the same output on a clip, and the
+    projections (the only new weights) train from there. A wider model still refuses the file."""
+    keras.utils.set_random_seed(3)
+    plain = network.build_unet(model_cfg(depth=2, base_channels=4, precision="float32"))
+    for layer in plain.layers:  # biases away from zero, so a dropped bias would show
+        layer.set_weights([w + 0.05 for w in layer.get_weights()])
+    plain.save_weights(tmp_path / "plain.weights.h5")
+    resnet_cfg = model_cfg(depth=2, base_channels=4, precision="float32", resnet=True)
+    resnet = network.build_unet(resnet_cfg)
+    network.load_initial_weights(resnet, resnet_cfg, tmp_path / "plain.weights.h5")
+    clip = np.random.default_rng(3).random((1, 3, 12, 12, 4)).astype("float32")
+    np.testing.assert_allclose(resnet(clip).numpy(), plain(clip).numpy(), atol=1e-6)
+    projections = [layer for layer in resnet.layers if layer.name.endswith("_project")]
+    assert len(projections) == 4  # down1, down2, dec1, dec0: every block changes its channel count
+    wider_cfg = model_cfg(depth=2, base_channels=8, precision="float32", resnet=True)
+    with pytest.raises(ValueError, match="train.init_weights: .*does not fit the configured model"):
+        network.load_initial_weights(network.build_unet(wider_cfg), wider_cfg, tmp_path / "plain.weights.h5")
+
 @pytest.mark.parametrize("length, frames, pixels", [(1, 1, 1), (2, 1, 0), (5, 1, 1), (5, 2, 1)])
 def test_replicate_padding_and_its_written_out_gradient_by_hand(length, frames, pixels):
     rng = np.random.default_rng(length)
