@@ -135,7 +135,6 @@ def test_replicated_time_padding_sees_one_frame_as_a_still_scene():
         assert np.allclose(single, middle, atol=1e-5) == same, padding
 
 
-
 def test_plain_weights_grow_into_a_resnet_that_computes_the_same(tmp_path):
     """train.init_weights from a plain U-Net into model.resnet: the same output on a clip, and the
     projections (the only new weights) train from there. A wider model still refuses the file."""
@@ -154,6 +153,7 @@ def test_plain_weights_grow_into_a_resnet_that_computes_the_same(tmp_path):
     wider_cfg = model_cfg(depth=2, base_channels=8, precision="float32", resnet=True)
     with pytest.raises(ValueError, match="train.init_weights: .*does not fit the configured model"):
         network.load_initial_weights(network.build_unet(wider_cfg), wider_cfg, tmp_path / "plain.weights.h5")
+
 
 @pytest.mark.parametrize("length, frames, pixels", [(1, 1, 1), (2, 1, 0), (5, 1, 1), (5, 2, 1)])
 def test_replicate_padding_and_its_written_out_gradient_by_hand(length, frames, pixels):
