@@ -6,6 +6,7 @@ rendering.
     python generalisation.py --compare NAME [NAME ...]             held-out tables of several models
                              [--table KEY]                         (published as KEY, else `breadth`)
     python generalisation.py --views COUNT [COUNT ...]             held-out tables with test.self_ensemble views
+    python generalisation.py --noise                               what less of each kind of noise gains
 
 The model is the experiment's (else the shipped one, as test.py picks it). The held-out source
 (data.held_out, `bikes` by default) is synthesised again into data.lists_dir/heldout_*: with white
@@ -31,6 +32,7 @@ from atomic import atomic_output
 
 RATIOS = (50, 100, 200, 300)
 COLOURED_RATIO = 200
+TARGET_RATIO = 200  # the ratio the shipped model's targets are set at
 SHORT_FRAMES = (1, 2, 4, 8, 16)
 BURST_FRAMES = 8
 NEUTRAL = {"illuminant_probability": 0.0, "colour_augment_probability": 0.0}
@@ -137,6 +139,42 @@ def views_table(counts, overrides):
 
 
 # ---------------------------------------------------------------------------------------------
+# What each noise costs
+
+
+def noise_changes(synth_cfg):
+    """{row label: (held-out list label, synthesis changes)}: row noise left out (its range [0, 0]),
+    read noise at the least that training draws (its range's floor), and both. Every other draw,
+    shot noise included, stays the same, as synthesis draws from a range of one value too. The first
+    is the generalisation table's own list."""
+    floor = synth_cfg["read_noise_range"][0]
+    quiet, low_read = {"row_noise_range": [0.0, 0.0]}, {"read_noise_range": [floor, floor]}
+    return {"as synthesised": (f"ratio_{TARGET_RATIO}", {}),
+            "without row noise": (f"ratio_{TARGET_RATIO}_no_row_noise", quiet),
+            f"read noise {floor:g} DN": (f"ratio_{TARGET_RATIO}_low_read_noise", low_read),
+            "both": (f"ratio_{TARGET_RATIO}_low_noise", {**quiet, **low_read})}
+
+
+def noise_table(overrides):
+    """The held-out source at the target ratio, the same clips with less of each noise in turn, all
+    within what training drew: what each kind of noise costs the model, and so which it removes worst."""
+    cfg = config.load_config(overrides=overrides)
+    base = {**NEUTRAL, "ratio_range": [TARGET_RATIO, TARGET_RATIO]}
+    lines = [f"| held-out source, ratio {TARGET_RATIO} | row, read noise (DN, rms) | PSNR | difference (dB) | SSIM | "
+             f"MSE(MABD) 1e-3 | {COLOUR_COLUMNS} |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    reference = None
+    for label, (list_label, changes) in noise_changes(cfg["synthesis"]).items():
+        path = held_out_list(list_label, {**base, **changes}, overrides)
+        drawn = [clip.meta["simulation"] for clip in data.open_list(path, cfg["data"])]
+        row, read = (np.sqrt(np.mean([d[key] ** 2 for d in drawn])) for key in ("row_noise", "read_noise"))
+        net = measure(path, overrides)["network"]
+        reference = net["psnr"] if reference is None else reference
+        lines.append(f"| {label} | {row:.2f}, {read:.2f} | {net['psnr']:.2f} | {net['psnr'] - reference:+.2f} | "
+                     f"{net['ssim']:.3f} | {net['mse_mabd']:.3f} | {colour_cells(net)} |")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
 # Single frames and short clips
 
 
@@ -161,7 +199,8 @@ def short_clip_table(overrides, middle=24):
     args = test_script.parse_args(["--set", *overrides])
     cfg, weights = test_script.test_config(args)
     enhancer = test_script.make_enhancer(cfg, weights)
-    clips = data.open_list(held_out_list("ratio_200", {**NEUTRAL, "ratio_range": [200, 200]}, overrides), cfg["data"])
+    clips = data.open_list(held_out_list(f"ratio_{TARGET_RATIO}", {**NEUTRAL, "ratio_range": [TARGET_RATIO, TARGET_RATIO]},
+                                         overrides), cfg["data"])
     rows = {"whole clip": []} | {f"{n} frame{'s' * (n > 1)}": [] for n in SHORT_FRAMES}
     burst_label = f"{BURST_FRAMES}-frame static burst (same scene, fresh noise)"
     rows[burst_label] = []
@@ -257,12 +296,16 @@ def main(argv=None):
     parser.add_argument("--table", default="breadth", help="with --compare: the key the table is published under")
     parser.add_argument("--views", nargs="+", type=int, metavar="COUNT",
                         help="held-out tables with these counts of test.self_ensemble views (published as `self_ensemble`)")
+    parser.add_argument("--noise", action="store_true",
+                        help="the held-out source at ratio 200 with less of each noise (published as `noise`)")
     parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="SECTION.KEY=VALUE")
     args = parser.parse_args(argv)
     if args.compare:
         return publish(args.table, compare_table(args.compare, args.set))
     if args.views:
         return publish("self_ensemble", views_table(args.views, args.set))
+    if args.noise:
+        return publish("noise", noise_table(args.set))
     results = held_out_results(args.set)
     publish("generalisation", held_out_table(results))
     publish("anchor", anchor_table(results, args.set))
