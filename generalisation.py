@@ -5,6 +5,8 @@ rendering.
     python generalisation.py [--set experiment=NAME ...]          all three tables for one model
     python generalisation.py --compare NAME [NAME ...]             held-out tables of several models
                              [--table KEY]                         (published as KEY, else `breadth`)
+    python generalisation.py --short-clips NAME [NAME ...]         short-clip tables of several models
+                             [--table KEY]                         (published as KEY, else `short_clips_compare`)
     python generalisation.py --views COUNT [COUNT ...]             held-out tables with test.self_ensemble views
     python generalisation.py --noise                               what less of each kind of noise gains
 
@@ -192,10 +194,11 @@ def static_burst(clip, frame, frames):
     return synthesis.synthesize(scene, params, synthesis.clip_rng(0, clip.name, "burst"))
 
 
-def short_clip_table(overrides, middle=24):
-    """Frame `middle` of each held-out clip (ratio 200), enhanced within the whole clip, and as the
-    first frame of a clip of 1, 2, 4, 8 and 16 frames: how much a clip's end costs. A last row
-    enhances a static burst of that frame's scene: whether a short clip lacks frames or exposures."""
+def short_clip_scores(overrides, middle=24):
+    """{row label: mean scores} of frame `middle` of each held-out clip (ratio 200), enhanced within
+    the whole clip, and as the first frame of a clip of 1, 2, 4, 8 and 16 frames: how much a clip's
+    end costs. A last row enhances a static burst of that frame's scene: whether a short clip lacks
+    frames or exposures."""
     args = test_script.parse_args(["--set", *overrides])
     cfg, weights = test_script.test_config(args)
     enhancer = test_script.make_enhancer(cfg, weights)
@@ -214,13 +217,21 @@ def short_clip_table(overrides, middle=24):
             rows[label].append(frame_scores(gt_frame, first))
         burst = dataclasses.replace(clip, packed_raw=static_burst(clip, middle, BURST_FRAMES))
         rows[burst_label].append(frame_scores(gt_frame, next(enhancer.enhance(burst))[1][0]))
-    lines = [f"| frame {middle} enhanced in | PSNR | difference (dB) | SSIM | {COLOUR_COLUMNS} |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    whole_psnr = np.mean([s["psnr"] for s in rows["whole clip"]])
-    for label, scores in rows.items():
-        mean = {k: float(np.mean([s[k] for s in scores])) for k in scores[0] if k != "frames"}
-        lines.append(f"| {label} | {mean['psnr']:.2f} | {mean['psnr'] - whole_psnr:+.2f} | {mean['ssim']:.3f} | "
-                     f"{colour_cells(mean)} |")
+    return {label: {k: float(np.mean([s[k] for s in scores])) for k in scores[0] if k != "frames"}
+            for label, scores in rows.items()}
+
+
+def short_clip_table(overrides, experiments=(None,), middle=24):
+    """short_clip_scores as a table; for several experiments, one block of rows each, named in a
+    first column."""
+    named = experiments != (None,)
+    lines = [("| model " if named else "") + f"| frame {middle} enhanced in | PSNR | difference (dB) | SSIM | {COLOUR_COLUMNS} |",
+             "| --- " * (6 + named) + "|"]
+    for experiment in experiments:
+        rows = short_clip_scores([*overrides, f"experiment={experiment}"] if named else overrides, middle)
+        for label, mean in rows.items():
+            lines.append((f"| {experiment} " if named else "") + f"| {label} | {mean['psnr']:.2f} | "
+                         f"{mean['psnr'] - rows['whole clip']['psnr']:+.2f} | {mean['ssim']:.3f} | {colour_cells(mean)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -293,7 +304,9 @@ def publish(key, table, figure_dir="figure"):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--compare", nargs="+", metavar="EXPERIMENT", help="held-out tables of these trained models")
-    parser.add_argument("--table", default="breadth", help="with --compare: the key the table is published under")
+    parser.add_argument("--short-clips", nargs="+", metavar="EXPERIMENT", help="short-clip tables of these trained models")
+    parser.add_argument("--table", help="with --compare or --short-clips: the key the table is published under "
+                                        "(else `breadth`, `short_clips_compare`)")
     parser.add_argument("--views", nargs="+", type=int, metavar="COUNT",
                         help="held-out tables with these counts of test.self_ensemble views (published as `self_ensemble`)")
     parser.add_argument("--noise", action="store_true",
@@ -301,7 +314,9 @@ def main(argv=None):
     parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="SECTION.KEY=VALUE")
     args = parser.parse_args(argv)
     if args.compare:
-        return publish(args.table, compare_table(args.compare, args.set))
+        return publish(args.table or "breadth", compare_table(args.compare, args.set))
+    if args.short_clips:
+        return publish(args.table or "short_clips_compare", short_clip_table(args.set, tuple(args.short_clips)))
     if args.views:
         return publish("self_ensemble", views_table(args.views, args.set))
     if args.noise:
