@@ -58,9 +58,14 @@ def held_out_list(label, synthesis_changes, overrides):
     return path
 
 
+def white_light_list(ratio, overrides, suffix="", changes=None):
+    """The held-out source at one exposure ratio under white light, with `changes` to the synthesis
+    (listed as ratio_RATIO`suffix`); returns the list."""
+    return held_out_list(f"ratio_{ratio}{suffix}", {**NEUTRAL, "ratio_range": [ratio, ratio], **(changes or {})}, overrides)
+
+
 def held_out_lists(overrides):
-    lists = {f"held-out source, ratio {r}": held_out_list(f"ratio_{r}", {**NEUTRAL, "ratio_range": [r, r]}, overrides)
-             for r in RATIOS}
+    lists = {f"held-out source, ratio {r}": white_light_list(r, overrides) for r in RATIOS}
     lists[f"held-out source, coloured light, ratio {COLOURED_RATIO}"] = held_out_list(
         "coloured", {**COLOURED, "ratio_range": [COLOURED_RATIO, COLOURED_RATIO]}, overrides)
     return lists
@@ -145,28 +150,27 @@ def views_table(counts, overrides):
 
 
 def noise_changes(synth_cfg):
-    """{row label: (held-out list label, synthesis changes)}: row noise left out (its range [0, 0]),
+    """{row label: (white_light_list suffix, synthesis changes)}: row noise left out (its range [0, 0]),
     read noise at the least that training draws (its range's floor), and both. Every other draw,
     shot noise included, stays the same, as synthesis draws from a range of one value too. The first
     is the generalisation table's own list."""
     floor = synth_cfg["read_noise_range"][0]
     quiet, low_read = {"row_noise_range": [0.0, 0.0]}, {"read_noise_range": [floor, floor]}
-    return {"as synthesised": (f"ratio_{TARGET_RATIO}", {}),
-            "without row noise": (f"ratio_{TARGET_RATIO}_no_row_noise", quiet),
-            f"read noise {floor:g} DN": (f"ratio_{TARGET_RATIO}_low_read_noise", low_read),
-            "both": (f"ratio_{TARGET_RATIO}_low_noise", {**quiet, **low_read})}
+    return {"as synthesised": ("", {}),
+            "without row noise": ("_no_row_noise", quiet),
+            f"read noise {floor:g} DN": ("_low_read_noise", low_read),
+            "both": ("_low_noise", {**quiet, **low_read})}
 
 
 def noise_table(overrides):
     """The held-out source at the target ratio, the same clips with less of each noise in turn, all
     within what training drew: what each kind of noise costs the model, and so which it removes worst."""
     cfg = config.load_config(overrides=overrides)
-    base = {**NEUTRAL, "ratio_range": [TARGET_RATIO, TARGET_RATIO]}
     lines = [f"| held-out source, ratio {TARGET_RATIO} | row, read noise (DN, rms) | PSNR | difference (dB) | SSIM | "
              f"MSE(MABD) 1e-3 | {COLOUR_COLUMNS} |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     reference = None
-    for label, (list_label, changes) in noise_changes(cfg["synthesis"]).items():
-        path = held_out_list(list_label, {**base, **changes}, overrides)
+    for label, (suffix, changes) in noise_changes(cfg["synthesis"]).items():
+        path = white_light_list(TARGET_RATIO, overrides, suffix, changes)
         drawn = [clip.meta["simulation"] for clip in data.open_list(path, cfg["data"])]
         row, read = (np.sqrt(np.mean([d[key] ** 2 for d in drawn])) for key in ("row_noise", "read_noise"))
         net = measure(path, overrides)["network"]
@@ -202,8 +206,7 @@ def short_clip_scores(overrides, middle=24):
     args = test_script.parse_args(["--set", *overrides])
     cfg, weights = test_script.test_config(args)
     enhancer = test_script.make_enhancer(cfg, weights)
-    clips = data.open_list(held_out_list(f"ratio_{TARGET_RATIO}", {**NEUTRAL, "ratio_range": [TARGET_RATIO, TARGET_RATIO]},
-                                         overrides), cfg["data"])
+    clips = data.open_list(white_light_list(TARGET_RATIO, overrides), cfg["data"])
     rows = {"whole clip": []} | {f"{n} frame{'s' * (n > 1)}": [] for n in SHORT_FRAMES}
     burst_label = f"{BURST_FRAMES}-frame static burst (same scene, fresh noise)"
     rows[burst_label] = []
