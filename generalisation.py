@@ -64,8 +64,9 @@ def white_light_list(ratio, overrides, suffix="", changes=None):
     return held_out_list(f"ratio_{ratio}{suffix}", {**NEUTRAL, "ratio_range": [ratio, ratio], **(changes or {})}, overrides)
 
 
-def held_out_lists(overrides):
-    lists = {f"held-out source, ratio {r}": white_light_list(r, overrides) for r in RATIOS}
+def held_out_lists(overrides, ratios=RATIOS):
+    """The held-out source under white light at each of `ratios` and under a coloured light."""
+    lists = {f"held-out source, ratio {r}": white_light_list(r, overrides) for r in ratios}
     lists[f"held-out source, coloured light, ratio {COLOURED_RATIO}"] = held_out_list(
         "coloured", {**COLOURED, "ratio_range": [COLOURED_RATIO, COLOURED_RATIO]}, overrides)
     return lists
@@ -119,9 +120,8 @@ def anchor_table(results, overrides):
 
 
 def compare_table(experiments, overrides):
-    """Several trained models on the held-out source at ratio 200, white and coloured light."""
-    lists = held_out_lists(overrides)
-    chosen = {k: v for k, v in lists.items() if str(COLOURED_RATIO) in k.split()[-1]}
+    """Several trained models on the held-out source at the target ratio, white and coloured light."""
+    chosen = held_out_lists(overrides, ratios=(TARGET_RATIO,))
     lines = [f"| model | clips | PSNR | SSIM | MSE(MABD) 1e-3 | {COLOUR_COLUMNS} |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for experiment in experiments:
         for label, path in chosen.items():
