@@ -246,15 +246,32 @@ def grow_to_resnet(generator, model_cfg, path):
             layer.set_weights(plain.get_layer(layer.name).get_weights())
 
 
+def collapse_to_per_frame(generator, model_cfg, path):
+    """A 3D U-Net's weights in the per-frame U-Net (temporal_kernel 1), computing what the 3D one
+    computes on a single frame: its replicated time padding shows every layer a still clip, on
+    which each kernel's taps in time all read the same frame, so their sum is the 2D kernel."""
+    source_cfg = {**model_cfg, "temporal_kernel": weights_architecture(path)["temporal_kernel"]}
+    source = build_unet(source_cfg)
+    load_weights(source, source_cfg, path)
+    for layer in generator.layers:
+        if layer.weights:
+            layer.set_weights([w.sum(axis=0, keepdims=True) if w.ndim == 5 else w
+                               for w in source.get_layer(layer.name).get_weights()])
+
+
 def load_initial_weights(generator, model_cfg, path):
     """Fine-tuning: the generator starts from saved weights (BackupAndRestore, if resuming, then
     puts back the interrupted run's own). A plain U-Net's weights start a ResNet U-Net of the same
-    size as the same function (grow_to_resnet)."""
+    size as the same function (grow_to_resnet); a 3D U-Net's start the per-frame U-Net as the
+    function it computes on single frames (collapse_to_per_frame)."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"train.init_weights: {path}: no such weights file")
     try:
-        if model_cfg["resnet"] and weights_architecture(path).get("resnet") is False:
+        saved = weights_architecture(path)
+        if model_cfg["resnet"] and saved.get("resnet") is False:
             grow_to_resnet(generator, model_cfg, path)
+        elif model_cfg["temporal_kernel"] == 1 and saved.get("temporal_kernel", 1) > 1:
+            collapse_to_per_frame(generator, model_cfg, path)
         else:
             load_weights(generator, model_cfg, path)
     except ValueError as error:

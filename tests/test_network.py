@@ -155,6 +155,21 @@ def test_plain_weights_grow_into_a_resnet_that_computes_the_same(tmp_path):
         network.load_initial_weights(network.build_unet(wider_cfg), wider_cfg, tmp_path / "plain.weights.h5")
 
 
+def test_3d_weights_collapse_into_a_per_frame_unet_that_enhances_single_frames_the_same(tmp_path):
+    """train.init_weights from a 3D U-Net into model.temporal_kernel 1: on single frames the per-frame
+    model computes what the 3D one does (its taps in time summed, as replication feeds them one
+    frame); on a moving clip the two differ."""
+    keras.utils.set_random_seed(4)
+    video = network.build_unet(model_cfg(depth=2, base_channels=4, precision="float32"))
+    video.save_weights(tmp_path / "video.weights.h5")
+    per_frame_cfg = model_cfg(depth=2, base_channels=4, precision="float32", temporal_kernel=1)
+    per_frame = network.build_unet(per_frame_cfg)
+    network.load_initial_weights(per_frame, per_frame_cfg, tmp_path / "video.weights.h5")
+    frames = np.random.default_rng(4).random((2, 1, 12, 12, 4)).astype("float32")
+    np.testing.assert_allclose(per_frame(frames).numpy(), video(frames).numpy(), atol=1e-6)
+    clip = np.random.default_rng(5).random((1, 3, 12, 12, 4)).astype("float32")
+    assert not np.allclose(per_frame(clip).numpy(), video(clip).numpy(), atol=1e-3)
+
 @pytest.mark.parametrize("length, frames, pixels", [(1, 1, 1), (2, 1, 0), (5, 1, 1), (5, 2, 1)])
 def test_replicate_padding_and_its_written_out_gradient_by_hand(length, frames, pixels):
     rng = np.random.default_rng(length)
