@@ -153,6 +153,10 @@ DEFAULTS = {
         # Views of each window enhanced and averaged (views.py): 1 is the window alone; up to 16
         # (2 time directions x 8 flips and transposes) lower the error, each costing one more pass.
         "self_ensemble": 1,
+        # 1-frame clips (photos) go to a per-frame model trained for them: a weights file with its
+        # config.yaml beside it; `shipped`: models/shipped_photo/ whenever the shipped model is the
+        # video model; null: the video model enhances them too.
+        "photo_weights": "shipped",
         "result_root": "2_result",  # results in ROOT/EXPERIMENT/CASE/
         "checkpoint": "best",  # best or last weights of the experiment
         "fps": 25.0,  # for clips whose sidecar gives none (camera raw folders)
@@ -339,6 +343,8 @@ def validate(cfg):
                          f"tile_size {test['tile_size']}, overlap_size {test['overlap_size']})")
     if not (isinstance(test["self_ensemble"], int) and 1 <= test["self_ensemble"] <= MAX_VIEWS):
         raise ValueError(f"test.self_ensemble must be an integer from 1 to {MAX_VIEWS}, got {test['self_ensemble']!r}")
+    if test["photo_weights"] is not None and not isinstance(test["photo_weights"], str):
+        raise ValueError(f"test.photo_weights must be a weights file, shipped or null, got {test['photo_weights']!r}")
     if test["checkpoint"] not in ("best", "last"):
         raise ValueError(f"test.checkpoint must be best or last, got {test['checkpoint']!r}")
     if cfg["loss"]["ms_ssim"] and 2 * train["crop_size"] < 161:

@@ -80,8 +80,9 @@ def ramp(length, overlap):
 
 
 class TiledEnhancer:
-    def __init__(self, model, test_cfg):
-        self.cfg = test_cfg
+    def __init__(self, model, test_cfg, photo=None):
+        """`photo`: another TiledEnhancer, for 1-frame clips (a per-frame model trained for them)."""
+        self.cfg, self.photo = test_cfg, photo
         self.multiple = network.size_multiple(model)
         self._run = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
 
@@ -106,6 +107,8 @@ class TiledEnhancer:
 
     def enhance(self, clip):
         """Yield (first frame index, uint8 RGB frames) chunks of the enhanced clip, in order."""
+        if self.photo is not None and len(clip.packed_raw) == 1:
+            return self.photo.enhance(clip)
         return in_background(self._finish(clip))
 
     def _finish(self, clip):

@@ -5,7 +5,8 @@
                                       or a folder of camera raw frames (DNG and what rawpy reads)
     python test.py --list FILE        the clips of any list (NAME GT_PATH INPUT_PATH lines)
 
-Without a trained experiment, the model shipped in models/shipped/ is used.
+Without a trained experiment, the model shipped in models/shipped/ is used, and for 1-frame clips
+(photos) the per-frame model shipped beside it in models/shipped_photo/ (test.photo_weights).
 
 Results go to test.result_root/EXPERIMENT/CASE/ (or --output for one clip): NAME.mp4 (H.264, at
 the clip's frame rate), optionally NAME_compare.mp4 (input | output | ground truth) and
@@ -42,6 +43,7 @@ SHEET_FRAMES = 4
 CHECKPOINT_KEYS = {"model": ("depth", "base_channels", "temporal_kernel", "resnet", "time_padding"),
                    "data": ("normalization", "apply_ccm", "ratio", "clip_negative")}
 SHIPPED = Path(__file__).resolve().parent / "models" / "shipped" / "best.weights.h5"
+SHIPPED_PHOTO = Path(__file__).resolve().parent / "models" / "shipped_photo" / "best.weights.h5"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -80,6 +82,31 @@ def test_config(args):
     base = {section: {k: saved[section][k] for k in keys if k in saved.get(section, {})}
             for section, keys in CHECKPOINT_KEYS.items()}
     return config.load_config(args.config, args.set, base=base), weights
+
+
+def photo_weights_path(cfg, weights):
+    """The weights of the per-frame model that enhances 1-frame clips (photos), or None: as
+    test.photo_weights says, where `shipped` means models/shipped_photo/ beside the shipped model."""
+    choice = cfg["test"]["photo_weights"]
+    if choice == "shipped":
+        return SHIPPED_PHOTO if Path(weights).resolve() == SHIPPED.resolve() and SHIPPED_PHOTO.is_file() else None
+    if choice is not None and not Path(choice).is_file():
+        raise FileNotFoundError(f"test.photo_weights: {choice}: no such weights file")
+    return None if choice is None else Path(choice)
+
+
+def photo_config(cfg, weights, photo_weights):
+    """cfg with the photo model's own model settings; its input must be normalised as the video model's."""
+    video, photo = saved_config(weights) or {}, saved_config(photo_weights)
+    if photo is None:
+        raise FileNotFoundError(f"test.photo_weights: {photo_weights}: no config.yaml beside it (train.py writes one)")
+    differs = [f"data.{key}" for key in CHECKPOINT_KEYS["data"]
+               if video.get("data", {}).get(key) != photo.get("data", {}).get(key)]
+    if differs:
+        raise ValueError(f"test.photo_weights: {photo_weights} was trained on other input than {weights} "
+                         f"({', '.join(differs)} differ in their config.yaml)")
+    saved = photo.get("model", {})
+    return {**cfg, "model": {**cfg["model"], **{k: saved[k] for k in CHECKPOINT_KEYS["model"] if k in saved}}}
 
 
 def load_generator(cfg, weights):
@@ -275,7 +302,12 @@ def main(argv=None):
 def make_enhancer(cfg, weights):
     print(f"weights: {weights}")
     print("precision: {} ({})".format(*network.resolve_precision(cfg["model"])))
-    return TiledEnhancer(load_generator(cfg, weights), cfg["test"])
+    photo, photo_weights = None, photo_weights_path(cfg, weights)
+    if photo_weights:
+        print(f"photos (1-frame clips): {photo_weights}")
+        photo_cfg = photo_config(cfg, weights, photo_weights)
+        photo = TiledEnhancer(load_generator(photo_cfg, photo_weights), cfg["test"])
+    return TiledEnhancer(load_generator(cfg, weights), cfg["test"], photo)
 
 
 def evaluate(clips, cfg, weights, folder, compare=False, sheet=False, save_npy=False):
@@ -290,7 +322,9 @@ def evaluate(clips, cfg, weights, folder, compare=False, sheet=False, save_npy=F
     print(f"results in {folder}")
     if not per_video:
         return None
-    made_with = {"weights": str(weights), "precision": network.resolve_precision(cfg["model"])[0], "test": cfg["test"]}
+    photo_weights = photo_weights_path(cfg, weights)
+    made_with = {"weights": str(weights), "photo_weights": None if photo_weights is None else str(photo_weights),
+                 "precision": network.resolve_precision(cfg["model"])[0], "test": cfg["test"]}
     overall = write_metrics(per_video, folder, made_with)
     print(format_table(overall, len(per_video)))
     return overall

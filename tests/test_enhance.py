@@ -1,4 +1,5 @@
 """test.py as a user runs it: cases, --input (npy, camera raw folders), outputs, metrics, errors."""
+import dataclasses
 import json
 import types
 from pathlib import Path
@@ -17,6 +18,7 @@ import metrics
 import network
 import synthesis
 import test as test_script  # the project's test.py
+from inference import TiledEnhancer
 from video_io import read_video
 
 
@@ -72,6 +74,7 @@ def test_case_2_writes_videos_npy_and_metrics(experiment, capsys):
     assert report["videos"][name]["network"]["frames"] == 6
     made_with = report["made_with"]  # what a table of these scores must say about them
     assert made_with["weights"] == str(root / "ckpt" / "tiny" / "best.weights.h5")
+    assert made_with["photo_weights"] is None  # a trained experiment's model enhances its photos too
     assert made_with["test"]["anchor_colour"] is False and made_with["test"]["self_ensemble"] == 1
     assert "MSE(MABD)" in capsys.readouterr().out
     gt_rgb = np.load(root / "gt_he" / f"{name}.npy")
@@ -292,3 +295,64 @@ def test_a_killed_test_py_leaves_no_temporary_files(experiment, tmp_path):
     process.send_signal(signal.SIGTERM)
     assert process.wait(60) == 128 + signal.SIGTERM
     assert not list(tmp_path.glob(".tmp*")) and not (tmp_path / "out.mp4").exists()
+
+
+@pytest.fixture
+def photo_model(experiment, tmp_path):
+    """A per-frame model (other weights than the tiny video model) saved with its config.yaml."""
+    root, _ = experiment
+    cfg = yaml.safe_load((root / "ckpt" / "tiny" / "config.yaml").read_text())
+    cfg["model"]["temporal_kernel"] = 1
+    keras.utils.set_random_seed(1)
+    (tmp_path / "photo").mkdir()
+    network.build_unet(cfg["model"]).save_weights(tmp_path / "photo" / "best.weights.h5")
+    (tmp_path / "photo" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    return tmp_path / "photo" / "best.weights.h5", cfg
+
+
+def enhanced(enhancer, clip):
+    return np.concatenate([rgb for _, rgb in enhancer.enhance(clip)])
+
+
+def test_one_frame_clips_go_to_the_photo_model(experiment, photo_model, monkeypatch, capsys):
+    """test.photo_weights: a 1-frame clip comes out as the per-frame model alone makes it; longer
+    clips as the video model makes them. `shipped` routes only beside the shipped model; null never."""
+    root, folders = experiment
+    photo_weights, photo_cfg = photo_model
+    small = ["test.tile_frames=4", "test.overlap_frames=2", "test.tile_size=8", "test.overlap_size=2"]
+
+    def enhancer(*changes):
+        args = test_script.parse_args(["--set", *folders, *small, *changes])
+        return test_script.make_enhancer(*test_script.test_config(args))
+
+    cfg, _ = test_script.test_config(test_script.parse_args(["--set", *folders, *small]))
+    clip = data.open_clip(root / "train_he" / "scene0.npy", None, cfg["data"])
+    one, two = (dataclasses.replace(clip, packed_raw=clip.packed_raw[:n]) for n in (1, 2))
+    per_frame = network.build_unet({**cfg["model"], **photo_cfg["model"]})
+    per_frame.load_weights(photo_weights)
+    video = network.build_unet(cfg["model"])
+    video.load_weights(root / "ckpt" / "tiny" / "best.weights.h5")
+    photo_alone, video_alone = TiledEnhancer(per_frame, cfg["test"]), TiledEnhancer(video, cfg["test"])
+    assert not np.array_equal(enhanced(photo_alone, one), enhanced(video_alone, one))
+
+    routed = enhancer(f"test.photo_weights={photo_weights}")
+    assert f"photos (1-frame clips): {photo_weights}" in capsys.readouterr().out
+    np.testing.assert_array_equal(enhanced(routed, one), enhanced(photo_alone, one))
+    np.testing.assert_array_equal(enhanced(routed, two), enhanced(video_alone, two))
+    np.testing.assert_array_equal(enhanced(enhancer("test.photo_weights=null"), one), enhanced(video_alone, one))
+
+    monkeypatch.setattr(test_script, "SHIPPED_PHOTO", photo_weights)
+    np.testing.assert_array_equal(enhanced(enhancer(), one), enhanced(video_alone, one))  # a trained experiment
+    monkeypatch.setattr(test_script, "SHIPPED", root / "ckpt" / "tiny" / "best.weights.h5")
+    np.testing.assert_array_equal(enhanced(enhancer(), one), enhanced(photo_alone, one))  # the shipped model
+
+
+def test_a_photo_model_for_other_input_is_refused(experiment, photo_model, tmp_path):
+    root, folders = experiment
+    photo_weights, photo_cfg = photo_model
+    photo_cfg["data"]["normalization"] = "he"
+    (photo_weights.parent / "config.yaml").write_text(yaml.safe_dump(photo_cfg))
+    with pytest.raises(ValueError, match=r"test.photo_weights: .* was trained on other input .*data.normalization"):
+        run(folders, "2", "--set", f"test.photo_weights={photo_weights}")
+    with pytest.raises(FileNotFoundError, match="test.photo_weights: .*nowhere.weights.h5: no such weights file"):
+        run(folders, "2", "--set", f"test.photo_weights={tmp_path / 'nowhere.weights.h5'}")
