@@ -71,6 +71,12 @@ def saved_config(weights):
     return yaml.safe_load(path.read_text()) if path.is_file() else None
 
 
+def checkpoint_settings(saved):
+    """{section: {key: value}} of the CHECKPOINT_KEYS that a saved config.yaml (or None) holds."""
+    return {section: {k: v for k, v in (saved or {}).get(section, {}).items() if k in keys}
+            for section, keys in CHECKPOINT_KEYS.items()}
+
+
 def test_config(args):
     """The weights to use, and the command line's configuration on top of the model and input
     settings that built them (so `python test.py 2` needs no repetition of the training's overrides)."""
@@ -79,9 +85,7 @@ def test_config(args):
     saved = saved_config(weights)
     if saved is None:
         return cfg, weights
-    base = {section: {k: saved[section][k] for k in keys if k in saved.get(section, {})}
-            for section, keys in CHECKPOINT_KEYS.items()}
-    return config.load_config(args.config, args.set, base=base), weights
+    return config.load_config(args.config, args.set, base=checkpoint_settings(saved)), weights
 
 
 def photo_weights_path(cfg, weights):
@@ -97,23 +101,21 @@ def photo_weights_path(cfg, weights):
 
 def photo_config(cfg, weights, photo_weights):
     """cfg with the photo model's own model settings; its input must be normalised as the video model's."""
-    video, photo = saved_config(weights) or {}, saved_config(photo_weights)
-    if photo is None:
+    saved = saved_config(photo_weights)
+    if saved is None:
         raise FileNotFoundError(f"test.photo_weights: {photo_weights}: no config.yaml beside it (train.py writes one)")
-    differs = [f"data.{key}" for key in CHECKPOINT_KEYS["data"]
-               if video.get("data", {}).get(key) != photo.get("data", {}).get(key)]
+    video, photo = checkpoint_settings(saved_config(weights)), checkpoint_settings(saved)
+    differs = [f"data.{key}" for key in CHECKPOINT_KEYS["data"] if video["data"].get(key) != photo["data"].get(key)]
     if differs:
         raise ValueError(f"test.photo_weights: {photo_weights} was trained on other input than {weights} "
                          f"({', '.join(differs)} differ in their config.yaml)")
-    saved = photo.get("model", {})
-    return {**cfg, "model": {**cfg["model"], **{k: saved[k] for k in CHECKPOINT_KEYS["model"] if k in saved}}}
+    return {**cfg, "model": {**cfg["model"], **photo["model"]}}
 
 
 def load_generator(cfg, weights):
     """The configured U-Net with the weights; a misfit names what differs from the checkpoint."""
     model = network.build_unet(cfg["model"])
-    saved = (saved_config(weights) or {}).get("model", {})
-    network.load_weights(model, cfg["model"], weights, {k: saved[k] for k in CHECKPOINT_KEYS["model"] if k in saved})
+    network.load_weights(model, cfg["model"], weights, checkpoint_settings(saved_config(weights))["model"])
     return model
 
 
