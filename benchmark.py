@@ -55,7 +55,7 @@ import synthesis
 import train
 import views
 from atomic import atomic_output
-from inference import TiledEnhancer, tile_plan, time_plan
+from inference import TiledEnhancer, tile_plan, time_plan, view_count
 
 SIZES = {  # full: the sizes; quick: tiny, for CI
     "full": {"matmul": 4096, "crop": (16, 128, 128), "clip": (200, 170, 310), "long_frames": 2000,
@@ -278,7 +278,7 @@ def network_calls(frames, height, width, test_cfg, multiple):
     _, tile, starts = time_plan(frames, test_cfg)
     (tile_h, tops), (tile_w, lefts) = (tile_plan(views.padded_size(n, multiple), test_cfg["tile_size"],
                                                  test_cfg["overlap_size"], multiple) for n in (height, width))
-    window_views = views.views(test_cfg["self_ensemble"], tile)
+    window_views = views.views(view_count(test_cfg, frames), tile)
     return len(window_views) * len(starts) * len(tops) * len(lefts), (tile, tile_h, tile_w)
 
 

@@ -10,7 +10,7 @@ a few windows of input and output are in memory at a time, so memory follows the
 
 Each window is enhanced as one or more views (views.py): the window itself, mirrored at its bottom
 and right up to a size the U-Net pools evenly, and with `test.self_ensemble` its flips, transposes
-and time reversal too, each turned back and averaged.
+and time reversal too, each turned back and averaged (a photo: `test.photo_self_ensemble`).
 
 The clip is first extended at each end by `mirror_frames` frames mirrored about its end frame
 (frames 1, 2, ... before frame 0), and the extension is dropped after enhancing: an end frame then
@@ -68,6 +68,12 @@ def time_plan(length, test_cfg):
     return (mirror, *tile_plan(length + 2 * mirror, test_cfg["tile_frames"], test_cfg["overlap_frames"]))
 
 
+def view_count(test_cfg, length):
+    """How many views each window of a `length`-frame clip is enhanced in: test.photo_self_ensemble
+    for a photo (1 frame), whose views are passes of one frame, test.self_ensemble otherwise."""
+    return test_cfg["photo_self_ensemble"] if length == 1 else test_cfg["self_ensemble"]
+
+
 def ramp(length, overlap):
     """1D blending weight of a tile: rising over the first `overlap` samples, falling over the last,
     never zero (a border tile is the only one there, and its weight then cancels out)."""
@@ -120,7 +126,7 @@ class TiledEnhancer:
         """Yield (first frame index, float RGB frames, their input's linear light or None) chunks."""
         length, overlap = len(clip.packed_raw), self.cfg["overlap_frames"]
         mirror, tile, starts = time_plan(length, self.cfg)
-        window_views = views.views(self.cfg["self_ensemble"], tile)
+        window_views = views.views(view_count(self.cfg, length), tile)
         inputs = in_background(item for start in starts for item in self._read(clip, start - mirror, start - mirror + tile, window_views))
         time_weight = ramp(tile, overlap)[:, None, None, None]
         view_weight = time_weight / len(window_views)  # times the views' sum: their mean, weighted

@@ -32,9 +32,9 @@ class View(NamedTuple):
 
 def views(count, frames):
     """The first `count` views (each flip with time forwards, then reversed) that differ for a
-    window of `frames` frames: one frame reversed in time is itself."""
-    first = [View(reverse_time, flips) for flips in FLIP_ORDER for reverse_time in (False, True)][:count]
-    return first if frames > 1 else [view for view in first if not view.reverse_time]
+    window of `frames` frames: one frame reversed in time is itself, so it has 8."""
+    every = [View(reverse_time, flips) for flips in FLIP_ORDER for reverse_time in (False, True)]
+    return (every if frames > 1 else [view for view in every if not view.reverse_time])[:count]
 
 
 def _flip(frames, flips):

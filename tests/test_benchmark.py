@@ -36,11 +36,14 @@ def test_the_model_alone_is_timed_on_the_calls_the_tiling_makes():
     # of 16 (176 x 320), fits one tile.
     assert benchmark.network_calls(200, 170, 310, test_cfg, 16) == (4, (60, 176, 320))
     assert benchmark.network_calls(200, 170, 310, test_cfg, 1) == (4, (60, 170, 310))
-    # 620 wide, mirrored to 624: 2 tiles of 328 (624 + 32 = 2 x 328) rounded up to 336; 1 frame: no
-    # mirror, one window of 1; 16 views: 8 times the calls (a frame reversed in time is itself), and
-    # 16 times for 3 frames (7 with 2 mirrored at each end).
-    assert benchmark.network_calls(1, 170, 620, test_cfg, 16) == (2, (1, 176, 336))
-    assert benchmark.network_calls(1, 170, 620, {**test_cfg, "self_ensemble": 16}, 16) == (16, (1, 176, 336))
+    # 620 wide, mirrored to 624: 2 tiles of 328 (624 + 32 = 2 x 328) rounded up to 336; 1 frame (a
+    # photo): no mirror, one window of 1, in test.photo_self_ensemble's 8 views by default (a frame
+    # reversed in time is itself, so 8 is all it has); 16 views of 3 frames: 16 times the calls (7
+    # frames with 2 mirrored at each end).
+    assert benchmark.network_calls(1, 170, 620, test_cfg, 16) == (16, (1, 176, 336))
+    assert benchmark.network_calls(1, 170, 620, {**test_cfg, "photo_self_ensemble": 1}, 16) == (2, (1, 176, 336))
+    assert benchmark.network_calls(1, 170, 620, {**test_cfg, "photo_self_ensemble": 16}, 16) == (16, (1, 176, 336))
+    assert benchmark.network_calls(3, 170, 620, test_cfg, 16) == (2, (7, 176, 336))
     assert benchmark.network_calls(3, 170, 620, {**test_cfg, "self_ensemble": 16}, 16) == (32, (7, 176, 336))
 
 

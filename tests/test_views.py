@@ -25,7 +25,9 @@ def test_there_are_sixteen_distinct_views_the_window_first():
     every = views.views(config.MAX_VIEWS, frames=2)
     assert len(set(every)) == config.MAX_VIEWS == 16 and every[0] == views.View(False, 0)
     assert views.views(2, frames=2) == [views.View(False, 0), views.View(True, 0)]
-    assert views.views(16, frames=1) == [view for view in every if not view.reverse_time]  # reversed, one frame is itself
+    flips = [view for view in every if not view.reverse_time]  # reversed, one frame is itself
+    assert views.views(16, frames=1) == flips and len(flips) == 8
+    assert views.views(4, frames=1) == flips[:4]  # 4 views of a photo are 4 passes, as of a video
 
 
 @pytest.mark.parametrize("view", views.views(16, frames=3))
@@ -95,19 +97,24 @@ def test_self_ensemble_of_a_view_blind_network_is_the_network():
 
 
 def test_self_ensemble_must_be_a_view_count():
-    for bad in (0, 17, 2.5, "all"):
-        with pytest.raises(ValueError, match="test.self_ensemble must be an integer from 1 to 16"):
-            config.load_config(overrides=[f"test.self_ensemble={bad}"])
+    for key in ("self_ensemble", "photo_self_ensemble"):
+        for bad in (0, 17, 2.5, "all"):
+            with pytest.raises(ValueError, match=f"test.{key} must be an integer from 1 to 16"):
+                config.load_config(overrides=[f"test.{key}={bad}"])
 
 
-def test_a_single_frame_is_not_enhanced_again_reversed_in_time():
-    """16 views of a 1-frame clip are its 8 flips and transposes: reversed, one frame is itself."""
-    enhancer = inference.TiledEnhancer(textured_model(), tiling_cfg(self_ensemble=16))
-    windows = []
-    enhance_window = enhancer.enhance_window
-    enhancer.enhance_window = lambda packed: windows.append(packed.shape) or enhance_window(packed)
-    assert run(enhancer, make_clip(frames=1, height=12, width=20)).shape == (1, 24, 40, 3)
-    assert len(windows) == 8
-    windows.clear()
-    run(enhancer, make_clip(frames=3, height=12, width=20))
-    assert len(windows) == 16
+def test_a_photo_is_enhanced_in_photo_self_ensemble_views():
+    """A 1-frame clip gets test.photo_self_ensemble views (by default 8, all it has: reversed, one
+    frame is itself), whatever test.self_ensemble says; a longer clip gets test.self_ensemble's."""
+    def passes(frames, **changes):
+        enhancer = inference.TiledEnhancer(textured_model(), tiling_cfg(**changes))
+        windows = []
+        enhance_window = enhancer.enhance_window
+        enhancer.enhance_window = lambda packed: windows.append(packed.shape) or enhance_window(packed)
+        assert run(enhancer, make_clip(frames=frames, height=12, width=20)).shape == (frames, 24, 40, 3)
+        return len(windows)
+
+    assert passes(1) == 8 and passes(3) == 1
+    assert passes(1, self_ensemble=16, photo_self_ensemble=3) == 3
+    assert passes(3, self_ensemble=16, photo_self_ensemble=3) == 16
+    assert passes(1, self_ensemble=16, photo_self_ensemble=16) == 8
