@@ -201,15 +201,16 @@ def static_burst(clip, frame, frames):
 def short_clip_scores(overrides, middle=24):
     """{row label: mean scores} of frame `middle` of each held-out clip (ratio 200), enhanced within
     the whole clip, and as the first frame of a clip of 1, 2, 4, 8 and 16 frames: how much a clip's
-    end costs. A last row enhances a static burst of that frame's scene: whether a short clip lacks
-    frames or exposures."""
+    end costs. Two last rows enhance a static burst of that frame's scene: its first frame says
+    whether a short clip lacks frames or exposures, its middle frame what an end costs without motion."""
     args = test_script.parse_args(["--set", *overrides])
     cfg, weights = test_script.test_config(args)
     enhancer = test_script.make_enhancer(cfg, weights)
     clips = data.open_list(white_light_list(TARGET_RATIO, overrides), cfg["data"])
     rows = {"whole clip": []} | {f"{n} frame{'s' * (n > 1)}": [] for n in SHORT_FRAMES}
     burst_label = f"{BURST_FRAMES}-frame static burst (same scene, fresh noise)"
-    rows[burst_label] = []
+    burst_middle_label = f"the same burst, its middle frame ({BURST_FRAMES // 2})"
+    rows[burst_label], rows[burst_middle_label] = [], []
     for clip in clips:
         gt_frame = np.asarray(clip.gt_rgb[middle])
         whole = np.concatenate([rgb for _, rgb in enhancer.enhance(clip)])
@@ -219,7 +220,9 @@ def short_clip_scores(overrides, middle=24):
             first = next(enhancer.enhance(short))[1][0]
             rows[label].append(frame_scores(gt_frame, first))
         burst = dataclasses.replace(clip, packed_raw=static_burst(clip, middle, BURST_FRAMES))
-        rows[burst_label].append(frame_scores(gt_frame, next(enhancer.enhance(burst))[1][0]))
+        burst_rgb = np.concatenate([rgb for _, rgb in enhancer.enhance(burst)])
+        rows[burst_label].append(frame_scores(gt_frame, burst_rgb[0]))
+        rows[burst_middle_label].append(frame_scores(gt_frame, burst_rgb[BURST_FRAMES // 2]))
     return {label: {k: float(np.mean([s[k] for s in scores])) for k in scores[0] if k != "frames"}
             for label, scores in rows.items()}
 
