@@ -247,14 +247,40 @@ def _merge(cfg, update, where, path=()):
             cfg[key] = value
 
 
+# Whole-number settings and the least each may be. YAML reads `true` and `yes` as booleans, which
+# Python counts as integers (1), so each is checked here, before it can pass as one.
+INTEGER_SETTINGS = {
+    "seed": 0, "data.split_seed": 0, "synthesis.seed": 0,
+    "synthesis.frames": 1, "synthesis.height": 2, "synthesis.width": 2,
+    "synthesis.black_level": 0, "synthesis.white_level": 1,
+    "model.base_channels": 1, "model.temporal_kernel": 1,
+    "train.crop_frames": 1, "train.crop_size": 1, "train.batch_size": 1, "train.epochs": 1,
+    "train.lr_drop_epoch": 0, "train.warmup_steps": 0, "train.start_stride": 1, "train.start_jitter": 1,
+    "train.preview_every": 0,
+    "test.tile_frames": 1, "test.tile_size": 1, "test.overlap_frames": 0, "test.overlap_size": 0,
+    "test.mirror_frames": 0, "test.self_ensemble": 1, "test.photo_self_ensemble": 1,
+}
+
+
 def _number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _integer(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _setting(cfg, dotted):
+    for key in dotted.split("."):
+        cfg = cfg[key]
+    return cfg
+
+
 def _check_types(cfg):
     """Values whose type or sign is wrong, named before they fail deep inside a script."""
-    if not isinstance(cfg["seed"], int) or isinstance(cfg["seed"], bool):
-        raise ValueError(f"seed must be an integer, got {cfg['seed']!r}")
+    for dotted, least in INTEGER_SETTINGS.items():
+        if not (_integer(_setting(cfg, dotted)) and _setting(cfg, dotted) >= least):
+            raise ValueError(f"{dotted} must be an integer >= {least}, got {_setting(cfg, dotted)!r}")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", str(cfg["experiment"])) or ".." in str(cfg["experiment"]):
         raise ValueError(f"experiment must be a plain folder name (letters, digits, _ . -), got {cfg['experiment']!r}")
     held_out = cfg["data"]["held_out"]
@@ -286,8 +312,6 @@ def _check_synthesis(synth):
     for side in ("height", "width"):
         if synth[side] % 2 or synth[side] < 2:
             raise ValueError(f"synthesis.{side} must be even and positive (Bayer blocks are 2x2), got {synth[side]}")
-    if synth["frames"] < 1:
-        raise ValueError(f"synthesis.frames must be at least 1, got {synth['frames']}")
     if not 0 <= synth["black_level"] < synth["white_level"] <= 65535:
         raise ValueError("synthesis needs 0 <= black_level < white_level <= 65535")
     for key in ("colour_augment_probability", "illuminant_probability", "mixed_light_probability"):
@@ -312,8 +336,8 @@ def validate(cfg):
     model = cfg["model"]
     if model["depth"] not in DEPTHS:
         raise ValueError(f"model.depth must be one of {DEPTHS}, got {model['depth']!r}")
-    if model["base_channels"] < 1 or model["temporal_kernel"] < 1 or model["temporal_kernel"] % 2 == 0:
-        raise ValueError("model.base_channels must be positive and model.temporal_kernel odd and positive")
+    if model["temporal_kernel"] % 2 == 0:
+        raise ValueError(f"model.temporal_kernel must be odd, got {model['temporal_kernel']}")
     if model["precision"] not in PRECISIONS:
         raise ValueError(f"model.precision must be one of {PRECISIONS}, got {model['precision']!r}")
     if model["time_padding"] not in TIME_PADDINGS:
@@ -325,30 +349,20 @@ def validate(cfg):
     if unknown:
         raise ValueError(f"loss.terms: unknown loss {unknown[0]!r}; known losses: {', '.join(LOSS_TERMS)}")
     train = cfg["train"]
-    for key in ("crop_frames", "crop_size", "batch_size", "epochs", "start_stride", "start_jitter"):
-        if not isinstance(train[key], int) or train[key] < 1:
-            raise ValueError(f"train.{key} must be a positive integer, got {train[key]!r}")
-    if train["steps_per_epoch"] is not None and (not isinstance(train["steps_per_epoch"], int)
-                                                 or train["steps_per_epoch"] < 1):
-        raise ValueError(f"train.steps_per_epoch must be a positive integer or null, got {train['steps_per_epoch']!r}")
-    if isinstance(train["warmup_steps"], bool) or not isinstance(train["warmup_steps"], int) or train["warmup_steps"] < 0:
-        raise ValueError(f"train.warmup_steps must be an integer >= 0, got {train['warmup_steps']!r}")
+    if train["steps_per_epoch"] is not None and not (_integer(train["steps_per_epoch"]) and train["steps_per_epoch"] >= 1):
+        raise ValueError(f"train.steps_per_epoch must be an integer >= 1 or null, got {train['steps_per_epoch']!r}")
     if not 0 <= train["still_probability"] <= 1:
         raise ValueError(f"train.still_probability must be in [0, 1], got {train['still_probability']!r}")
     if train["strategy"] not in STRATEGIES:
         raise ValueError(f"train.strategy must be one of {STRATEGIES}, got {train['strategy']!r}")
     test = cfg["test"]
-    if not isinstance(test["mirror_frames"], int) or test["mirror_frames"] < 0:
-        raise ValueError(f"test.mirror_frames must be an integer >= 0, got {test['mirror_frames']!r}")
     if not 0 <= test["overlap_frames"] < test["tile_frames"] or not 0 <= test["overlap_size"] < test["tile_size"]:
         raise ValueError("test overlaps must be at least 0 and smaller than their tiles "
                          f"(tile_frames {test['tile_frames']}, overlap_frames {test['overlap_frames']}, "
                          f"tile_size {test['tile_size']}, overlap_size {test['overlap_size']})")
-    if not (isinstance(test["self_ensemble"], int) and 1 <= test["self_ensemble"] <= MAX_VIEWS):
-        raise ValueError(f"test.self_ensemble must be an integer from 1 to {MAX_VIEWS}, got {test['self_ensemble']!r}")
-    if not (isinstance(test["photo_self_ensemble"], int) and 1 <= test["photo_self_ensemble"] <= MAX_VIEWS):
-        raise ValueError(f"test.photo_self_ensemble must be an integer from 1 to {MAX_VIEWS}, "
-                         f"got {test['photo_self_ensemble']!r}")
+    for key in ("self_ensemble", "photo_self_ensemble"):
+        if test[key] > MAX_VIEWS:
+            raise ValueError(f"test.{key} must be an integer from 1 to {MAX_VIEWS}, got {test[key]!r}")
     if test["photo_weights"] is not None and not isinstance(test["photo_weights"], str):
         raise ValueError(f"test.photo_weights must be a weights file, shipped or null, got {test['photo_weights']!r}")
     if test["checkpoint"] not in ("best", "last"):
