@@ -315,13 +315,17 @@ def _check_synthesis(synth):
     if not 0 <= synth["black_level"] < synth["white_level"] <= 65535:
         raise ValueError("synthesis needs 0 <= black_level < white_level <= 65535")
     for key in ("colour_augment_probability", "illuminant_probability", "mixed_light_probability"):
-        if not 0 <= synth[key] <= 1:
+        if not (_number(synth[key]) and 0 <= synth[key] <= 1):
             raise ValueError(f"synthesis.{key} must be in [0, 1], got {synth[key]!r}")
+    for key in ("brightness_mean", "brightness_std", "hue_range"):
+        if not (_number(synth[key]) and synth[key] >= 0):
+            raise ValueError(f"synthesis.{key} must be a number >= 0, got {synth[key]!r}")
     for key in ("ratio_range", "shot_gain_range", "read_noise_range", "row_noise_range",
                 "red_gain_range", "blue_gain_range", "saturation_range", "illuminant_strength_range"):
-        low, high = synth[key]
-        if not 0 <= low <= high:
-            raise ValueError(f"synthesis.{key} must be [low, high] with 0 <= low <= high, got {synth[key]}")
+        bounds = synth[key]
+        if not (isinstance(bounds, (list, tuple)) and len(bounds) == 2 and all(map(_number, bounds))
+                and 0 <= bounds[0] <= bounds[1]):
+            raise ValueError(f"synthesis.{key} must be [low, high] with 0 <= low <= high, got {bounds!r}")
 
 
 def validate(cfg):
@@ -330,7 +334,7 @@ def validate(cfg):
     data, synth = cfg["data"], cfg["synthesis"]
     if data["normalization"] not in NORMALIZATIONS:
         raise ValueError(f"data.normalization must be one of {NORMALIZATIONS}, got {data['normalization']!r}")
-    if not 0 < data["split_fraction"] < 0.5:
+    if not (_number(data["split_fraction"]) and 0 < data["split_fraction"] < 0.5):
         raise ValueError(f"data.split_fraction must be in (0, 0.5), got {data['split_fraction']!r}")
     _check_synthesis(synth)
     model = cfg["model"]
@@ -351,7 +355,7 @@ def validate(cfg):
     train = cfg["train"]
     if train["steps_per_epoch"] is not None and not (_integer(train["steps_per_epoch"]) and train["steps_per_epoch"] >= 1):
         raise ValueError(f"train.steps_per_epoch must be an integer >= 1 or null, got {train['steps_per_epoch']!r}")
-    if not 0 <= train["still_probability"] <= 1:
+    if not (_number(train["still_probability"]) and 0 <= train["still_probability"] <= 1):
         raise ValueError(f"train.still_probability must be in [0, 1], got {train['still_probability']!r}")
     if train["strategy"] not in STRATEGIES:
         raise ValueError(f"train.strategy must be one of {STRATEGIES}, got {train['strategy']!r}")
