@@ -279,8 +279,9 @@ def _setting(cfg, dotted):
 def _check_types(cfg):
     """Values whose type or sign is wrong, named before they fail deep inside a script."""
     for dotted, least in INTEGER_SETTINGS.items():
-        if not (_integer(_setting(cfg, dotted)) and _setting(cfg, dotted) >= least):
-            raise ValueError(f"{dotted} must be an integer >= {least}, got {_setting(cfg, dotted)!r}")
+        value = _setting(cfg, dotted)
+        if not (_integer(value) and value >= least):
+            raise ValueError(f"{dotted} must be an integer >= {least}, got {value!r}")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", str(cfg["experiment"])) or ".." in str(cfg["experiment"]):
         raise ValueError(f"experiment must be a plain folder name (letters, digits, _ . -), got {cfg['experiment']!r}")
     held_out = cfg["data"]["held_out"]
