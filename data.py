@@ -61,6 +61,21 @@ def load_npy(path, dtype, what):
     return array
 
 
+def mirrored_index(start, stop, length):
+    """The frame numbers of frames [start, stop) of a clip of `length` frames mirrored about its
+    first and last frame: frame -k is frame k, frame length - 1 + k is frame length - 1 - k (for
+    k < length). How test.py extends a clip's ends, and how training's end crops see them."""
+    index = np.abs(np.arange(start, stop))
+    return np.where(index >= length, 2 * (length - 1) - index, index)
+
+
+def read_mirrored(array, start, stop):
+    """Frames [start, stop) of a clip, mirrored at its ends (mirrored_index), read as read_frames does."""
+    index = mirrored_index(start, stop, len(array))
+    first = index.min()
+    return read_frames(array, first, index.max() + 1)[index - first]
+
+
 def read_frames(array, start, stop):
     """Frames [start, stop) of a clip array as an ordinary in-memory array. A memory-mapped npy is
     read with plain file reads: pages touched through the map would stay in this process's

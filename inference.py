@@ -156,7 +156,7 @@ class TiledEnhancer:
         """Frames [start, stop) of the clip, mirrored at its ends: for each of `window_views`, the
         network's input, the linear light that test.anchor_colour pins the output to (None without
         it) and the window's packed shape."""
-        packed_raw = read_mirrored(clip.packed_raw, start, stop)
+        packed_raw = data.read_mirrored(clip.packed_raw, start, stop)
         linear = clip.linear(packed_raw) if self.cfg["anchor_colour"] and clip.linear is not None else None
         for view in window_views:
             shown = views.show(packed_raw, view, self.multiple)
@@ -198,16 +198,6 @@ def frame_gains(out_blocks, linear):
     # A channel with next to no light keeps its output: the ratio of two tiny means is noise.
     enough = have > MIN_MEAN * max(keep.sum(), 1)
     return np.where(enough, np.maximum(want, 0) / np.where(enough, have, 1), 1.0).astype(np.float32)
-
-
-def read_mirrored(array, start, stop):
-    """Frames [start, stop) of a clip mirrored about its first and last frame: frame -k is frame k,
-    frame length - 1 + k is frame length - 1 - k (for k < length)."""
-    length = len(array)
-    index = np.abs(np.arange(start, stop))
-    index = np.where(index >= length, 2 * (length - 1) - index, index)
-    first = index.min()
-    return data.read_frames(array, first, index.max() + 1)[index - first]
 
 
 def in_background(items, ahead=1):

@@ -117,7 +117,7 @@ def test_clip_ends_are_mirrored_then_dropped():
     assert run(inference.TiledEnhancer(model, windowed), clip).shape == (6, 16, 24, 3)  # windows over the ends
     one = make_clip(frames=1, height=8, width=12)
     assert run(inference.TiledEnhancer(model, cfg), one).shape == (1, 16, 24, 3)
-    np.testing.assert_array_equal(inference.read_mirrored(np.arange(4), -3, 7), [3, 2, 1, 0, 1, 2, 3, 2, 1, 0])
+    np.testing.assert_array_equal(data.read_mirrored(np.arange(4), -3, 7), [3, 2, 1, 0, 1, 2, 3, 2, 1, 0])
 
 
 def test_spatial_tiles_stay_close_and_show_no_seam():
@@ -388,7 +388,7 @@ def test_reader_gives_the_normalised_input_and_its_linear_light():
     packed_raw = rng.integers(200, 4096, (5, 4, 8, 4)).astype(np.uint16)  # below black and far above white
     meta = {"black_level": 256, "white_level": 4095, "cfa": config.CFA, "ratio": 20.0, "wb_gains": [2.0, 1.0, 1.5]}
     clip = data.make_clip("clip", packed_raw, None, meta, {**config.DEFAULTS["data"], "apply_ccm": False}, "clip")
-    mirrored = inference.read_mirrored(packed_raw, -2, 4)
+    mirrored = data.read_mirrored(packed_raw, -2, 4)
     for anchor in (True, False):
         enhancer = inference.TiledEnhancer(textured_model(), tiling_cfg(anchor_colour=anchor))
         network_input, linear, window_shape = next(enhancer._read(clip, -2, 4, [views.View(False, 0)]))  # the window's own view
