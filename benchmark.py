@@ -147,7 +147,7 @@ def bench_training(size, runs, roofline, root):
     clips = make_dataset(root, size)
     cfg = bench_config(size, root=root)
     plan = crops.SamplePlan(clips, cfg["train"], cfg["seed"])
-    from_disk = iter(train.training_dataset(clips, plan, cfg["train"]).repeat())
+    from_disk = iter(train.training_dataset(clips, plan, cfg["train"], cfg["test"]["mirror_frames"]).repeat())
     results["training_end_to_end_s"] = training_seconds(cfg, from_disk, runs)  # precision: auto
     results["training_end_to_end_ratio"] = results["training_end_to_end_s"] / results[f"training_compute_{chosen}_s"]
     return results

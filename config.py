@@ -127,6 +127,10 @@ DEFAULTS = {
         # The share of training crops that are one frame repeated: with replicated time padding the
         # network then learns single photos and the ends of clips, where it sees no neighbours.
         "still_probability": 0.1,
+        # The share that hold a clip's first (or, time-flipped, last) frame after up to
+        # test.mirror_frames mirrored ones, as test.py extends a clip's ends: the network then learns
+        # frames whose neighbours lie on one side, repeated.
+        "end_probability": 0.0,
         "preview_every": 5,  # epochs between side-by-side preview videos (0: never)
         "checkpoint_root": "1_checkpoint",  # checkpoints, logs and previews in ROOT/EXPERIMENT/
         "strategy": "default",  # default (one device), mirrored (all local GPUs), multi_worker (TF_CONFIG)
@@ -356,8 +360,12 @@ def validate(cfg):
     train = cfg["train"]
     if train["steps_per_epoch"] is not None and not (_integer(train["steps_per_epoch"]) and train["steps_per_epoch"] >= 1):
         raise ValueError(f"train.steps_per_epoch must be an integer >= 1 or null, got {train['steps_per_epoch']!r}")
-    if not (_number(train["still_probability"]) and 0 <= train["still_probability"] <= 1):
-        raise ValueError(f"train.still_probability must be in [0, 1], got {train['still_probability']!r}")
+    for key in ("still_probability", "end_probability"):
+        if not (_number(train[key]) and 0 <= train[key] <= 1):
+            raise ValueError(f"train.{key} must be in [0, 1], got {train[key]!r}")
+    if train["still_probability"] + train["end_probability"] > 1:
+        raise ValueError("train.still_probability + train.end_probability (shares of the crops) must be at most 1, "
+                         f"got {train['still_probability']} + {train['end_probability']}")
     if train["strategy"] not in STRATEGIES:
         raise ValueError(f"train.strategy must be one of {STRATEGIES}, got {train['strategy']!r}")
     test = cfg["test"]

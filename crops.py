@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 import config
-from data import mosaic_from_packed, open_list, packed_from_mosaic
+from data import mirrored_index, mosaic_from_packed, open_list, packed_from_mosaic
 
 
 def cfa_codes(height, width):
@@ -40,10 +40,12 @@ def crop_pair(clip, start, top, left, frames, size, flips=(False, False, False, 
     `flips` = (time, vertical, horizontal, transpose). Spatial flips are Bayer-preserving (Liu et
     al., CVPRW 2019): the mosaic and the ground truth are cut one block larger, flipped together,
     then both are cropped one pixel in where needed so that the mosaic reads GBRG again. Without a
-    flip, the crop is exactly packed [top, top + s) x [left, left + s)."""
+    flip, the crop is exactly packed [top, top + s) x [left, left + s). Frames before the clip's
+    first or past its last are mirrored, as test.py extends a clip's ends (data.mirrored_index)."""
     flip_t, flip_v, flip_h, transpose = flips
     margin = flip_margin(flip_v or flip_h or transpose)
-    block = slice(start, start + frames), slice(top, top + size + margin), slice(left, left + size + margin)
+    time = mirrored_index(start, start + frames, len(clip.packed_raw))
+    block = time, slice(top, top + size + margin), slice(left, left + size + margin)
     raw = mosaic_from_packed(np.asarray(clip.packed_raw[block]))
     codes = cfa_codes(*raw.shape[1:])
     gt = None
@@ -62,16 +64,23 @@ def crop_pair(clip, start, top, left, frames, size, flips=(False, False, False, 
     return packed, None if gt is None else np.divide(gt[window], np.float32(255), dtype=np.float32)  # one pass
 
 
-def random_crop_pair(clip, start, frames, size, rng, augment, still_probability=0.0):
-    """A random crop of `frames` frames from `start`, randomly flipped when `augment`; with
-    `still_probability`, one frame of it repeated `frames` times instead (a photo, as the network
-    sees it with replicated time padding)."""
-    flips = tuple(rng.random(4) < 0.5) if augment else (False,) * 4
-    still = rng.random() < still_probability
+def random_crop_pair(clip, start, rng, train_cfg, mirror_frames):
+    """A random crop of train.crop_frames frames from `start`, randomly flipped with train.augment.
+    With train.still_probability it is one frame of them repeated instead (a photo, as the network
+    sees it with replicated time padding); with train.end_probability, the clip's first frames
+    after up to `mirror_frames` mirrored ones, as test.py extends a clip's ends (a time flip makes
+    them the last frames)."""
+    frames, size = train_cfg["crop_frames"], train_cfg["crop_size"]
+    flips = tuple(rng.random(4) < 0.5) if train_cfg["augment"] else (False,) * 4
+    kind = rng.random()
+    still = kind < train_cfg["still_probability"]
+    end = not still and kind < train_cfg["still_probability"] + train_cfg["end_probability"]
     margin = flip_margin(any(flips[1:]))
     _, height, width, _ = clip.packed_raw.shape
     top = int(rng.integers(0, height - size - margin + 1))
     left = int(rng.integers(0, width - size - margin + 1))
+    if end:  # the first frame lies in the crop, after 0 .. mirror_frames mirrored ones
+        start = -int(rng.integers(min(mirror_frames, frames - 1, len(clip.packed_raw) - 1) + 1))
     if not still:
         return crop_pair(clip, start, top, left, frames, size, flips)
     packed, gt_rgb = crop_pair(clip, start + int(rng.integers(frames)), top, left, 1, size, flips)

@@ -29,13 +29,12 @@ import network
 # Input pipeline
 
 
-def training_dataset(clips, plan, train_cfg):
+def training_dataset(clips, plan, train_cfg, mirror_frames):
     frames, size = train_cfg["crop_frames"], train_cfg["crop_size"]
 
     def load(index, start, sample_seed):
         rng = np.random.default_rng(sample_seed)
-        return crops.random_crop_pair(clips[index], start, frames, size, rng, train_cfg["augment"],
-                                     train_cfg["still_probability"])
+        return crops.random_crop_pair(clips[index], start, rng, train_cfg, mirror_frames)
 
     def load_tensors(index, start, sample_seed):
         packed, gt_rgb = tf.numpy_function(load, [index, start, sample_seed], (tf.float32, tf.float32), stateful=False)
@@ -239,7 +238,7 @@ def train(cfg, extra_callbacks=(), verbose="auto", restart=False):
                 valid_clips[0].fps or cfg["test"]["fps"]),
         *extra_callbacks,
     ]
-    return model.fit(training_dataset(train_clips, plan, train_cfg), epochs=train_cfg["epochs"],
+    return model.fit(training_dataset(train_clips, plan, train_cfg, cfg["test"]["mirror_frames"]), epochs=train_cfg["epochs"],
                      validation_data=validation_dataset(valid_packed, valid_gt, train_cfg["batch_size"]),
                      callbacks=run_callbacks, verbose=verbose, shuffle=False)
 

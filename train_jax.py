@@ -35,18 +35,17 @@ class CropBatches(keras.utils.PyDataset):
     sets the plan's epoch as Keras begins one. (Keras' own worker threads run ahead into the next
     epoch before it begins, and the batch Keras reads before training shifts their order.)"""
 
-    def __init__(self, clips, plan, train_cfg, pool, read_ahead):
+    def __init__(self, clips, plan, train_cfg, mirror_frames, pool, read_ahead):
         super().__init__()
         self.clips, self.plan, self.train_cfg, self.pool, self.read_ahead = clips, plan, train_cfg, pool, read_ahead
+        self.mirror_frames = mirror_frames
         self.epoch, self.samples, self.batches = None, [], {}
 
     def __len__(self):
         return self.plan.per_epoch // self.train_cfg["batch_size"]
 
     def cut(self, samples):
-        cfg = self.train_cfg
-        pairs = [crops.random_crop_pair(self.clips[clip], start, cfg["crop_frames"], cfg["crop_size"],
-                                        np.random.default_rng(seed), cfg["augment"], cfg["still_probability"])
+        pairs = [crops.random_crop_pair(self.clips[clip], start, np.random.default_rng(seed), self.train_cfg, self.mirror_frames)
                  for clip, start, seed in samples]
         return np.stack([p for p, _ in pairs]), np.stack([g for _, g in pairs])
 
@@ -130,7 +129,7 @@ def train(cfg, minutes=None, workers=8, extra_callbacks=(), verbose="auto"):
         *extra_callbacks,
     ]
     with ThreadPoolExecutor(workers) as pool:
-        return trainer.fit(CropBatches(train_clips, plan, train_cfg, pool, read_ahead=workers), epochs=train_cfg["epochs"],
+        return trainer.fit(CropBatches(train_clips, plan, train_cfg, cfg["test"]["mirror_frames"], pool, read_ahead=workers), epochs=train_cfg["epochs"],
                            validation_data=(valid_packed, valid_gt), validation_batch_size=train_cfg["batch_size"],
                            callbacks=run_callbacks, verbose=verbose, shuffle=False)  # the plan shuffles
 

@@ -24,6 +24,8 @@ import config
     ("train.steps_per_epoch=0", "train.steps_per_epoch must be an integer >= 1 or null"),
     ("data.split_fraction=abc", r"data.split_fraction must be in \(0, 0.5\)"),
     ("train.still_probability=yes", r"train.still_probability must be in \[0, 1\], got True"),
+    ("train.end_probability=1.5", r"train.end_probability must be in \[0, 1\], got 1.5"),
+    ("train.end_probability=0.95", r"train.still_probability \+ train.end_probability .* must be at most 1, got 0.1 \+ 0.95"),
     ("synthesis.brightness_mean=abc", "synthesis.brightness_mean must be a number >= 0"),
     ("synthesis.ratio_range=5", r"synthesis.ratio_range must be \[low, high\]"),
     ("synthesis.ratio_range=[a, b]", r"synthesis.ratio_range must be \[low, high\]"),

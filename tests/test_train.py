@@ -334,6 +334,27 @@ def test_bayer_preserving_augmentation_keeps_colours_and_pixels_aligned():
         assert gt[0, 0, 0, 2] == (frames - 1 if flips[0] else 0)
 
 
+def test_end_crops_hold_a_clips_first_or_last_frame_mirrored_as_test_py_extends_it():
+    """Crops of 4 frames from a 10-frame clip whose ground truth holds its frame number, with 8
+    frames mirrored at test time: an end crop is the clip's first frames after 0 to 3 mirrored ones
+    (no more, or the first frame would leave the crop), or one of these reversed (a last frame's
+    view: the time flip). Without end crops, a crop starts where the plan says."""
+    gt_rgb = np.broadcast_to(np.arange(10)[:, None, None, None], (10, 4, 4, 3)).astype(np.uint8)
+    clip = data.Clip("numbered", np.zeros((10, 2, 2, 4), np.uint16), gt_rgb, None, lambda x: x.astype(np.float32))
+    train_cfg = {**config.DEFAULTS["train"], "crop_frames": 4, "crop_size": 1, "still_probability": 0.0}
+    ends = {(0, 1, 2, 3), (1, 0, 1, 2), (2, 1, 0, 1), (3, 2, 1, 0)}
+    ends |= {end[::-1] for end in ends}
+
+    def frame_numbers(end_probability, seed):
+        _, gt = crops.random_crop_pair(clip, 5, np.random.default_rng(seed), {**train_cfg, "end_probability": end_probability}, 8)
+        return tuple(np.round(gt[:, 0, 0, 0] * 255).astype(int))
+
+    assert {frame_numbers(1.0, seed) for seed in range(200)} == ends
+    assert {frame_numbers(0.0, seed) for seed in range(200)} == {(5, 6, 7, 8), (8, 7, 6, 5)}
+    shares = [frame_numbers(0.3, seed) in ends for seed in range(2000)]
+    assert 0.25 < np.mean(shares) < 0.35
+
+
 @pytest.mark.parametrize("override, message", [
     ("loss.terms={l2: 1}", "unknown loss 'l2'"),
     ("model.depth=5", "model.depth must be one of"),

@@ -142,15 +142,15 @@ class FakePlan:
 def test_batches_are_cut_ahead_in_the_plans_order(monkeypatch):
     """Each crop takes 20 ms to cut and each step 40 ms to train: reading ahead, the cutting hides
     behind the training, where cutting in series would add it."""
-    def slow_crop(clip, start, frames, size, rng, augment, still_probability):
+    def slow_crop(clip, start, rng, train_cfg, mirror_frames):
         time.sleep(0.02)
         return np.full((1,), start, np.float32), np.full((1,), start, np.float32)
 
     monkeypatch.setattr(train_jax.crops, "random_crop_pair", slow_crop)
-    train_cfg = {"batch_size": 2, "crop_frames": 1, "crop_size": 1, "augment": False, "still_probability": 0.0}
+    train_cfg = {"batch_size": 2}
     plan = FakePlan(per_epoch=20)
     with ThreadPoolExecutor(4) as pool:
-        batches = train_jax.CropBatches([None], plan, train_cfg, pool, read_ahead=4)
+        batches = train_jax.CropBatches([None], plan, train_cfg, 0, pool, read_ahead=4)
         begin = time.monotonic()
         starts = []
         for index in range(len(batches)):
