@@ -11,11 +11,13 @@ scratch and deletes the old log and best score.
 """
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
+import yaml
 
 import callbacks
 import config
@@ -184,23 +186,55 @@ def experiment_folder(cfg, strategy=None):
     return folder / f"worker{strategy.cluster_resolver.task_id}"
 
 
+# What a resumed run may change: how long it goes on and how it runs, not what it learns.
+RESUME_MAY_CHANGE = ("train.epochs", "train.preview_every", "train.strategy", "train.jit_compile",
+                     "train.deterministic", "model.precision", "test.")
+
+
+def flat_settings(cfg, prefix=""):
+    """{'section.key': value} of a nested configuration."""
+    settings = {}
+    for key, value in cfg.items():
+        settings.update(flat_settings(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return settings
+
+
+def changed_settings(saved, cfg):
+    """'key: saved -> now' for each setting in which cfg differs from a run's saved config, but
+    those in RESUME_MAY_CHANGE."""
+    before, now = flat_settings(saved), flat_settings(cfg)
+    return [f"{key}: {before.get(key)!r} -> {now.get(key)!r}" for key in sorted(before.keys() | now.keys())
+            if before.get(key) != now.get(key) and not key.startswith(RESUME_MAY_CHANGE)]
+
+
 def start_or_resume(folder, cfg, restart):
     """Say what this run does, first: resume the unfinished run in `folder` (its backup), start a
-    new one, or, only with `restart`, start over a finished one, whose log and best score go."""
+    new one, or, only with `restart`, start over an earlier one, whose backup, log and best score
+    go. A resume with other settings than the run began with stops: its config.yaml would describe
+    weights that half of the run did not make."""
     backup = folder / "backup"
     callbacks.set_aside_unreadable_backup(backup)
-    if backup.is_dir():
+    if backup.is_dir() and not restart:
         done = json.loads((backup / "training_metadata.json").read_text())["epoch"]
+        saved = folder / "config.yaml"
+        changed = changed_settings(yaml.safe_load(saved.read_text()), cfg) if saved.is_file() else []
+        if changed:
+            raise ValueError(f"{folder} is an unfinished run (after epoch {done}) with other settings "
+                             f"({'; '.join(changed)}): rerun it with the settings it began with (train.epochs "
+                             "may change), or pass --restart to train it again from scratch")
         print(f"resuming {cfg['experiment']} after epoch {done} of {cfg['train']['epochs']} ({folder})")
         return
-    finished = [folder / name for name in ("log.csv", "best.json") if (folder / name).exists()]
-    if finished and not restart:
-        raise FileExistsError(f"{folder} holds a finished run ({', '.join(p.name for p in finished)}): pass --restart "
+    earlier = [folder / name for name in ("log.csv", "best.json") if (folder / name).exists()]
+    if earlier and not restart:
+        raise FileExistsError(f"{folder} holds a finished run ({', '.join(p.name for p in earlier)}): pass --restart "
                               "to train it again from scratch (its log and best score are deleted), or set another experiment")
-    for path in finished:
+    over = earlier or backup.is_dir()
+    if backup.is_dir():  # here only with restart
+        shutil.rmtree(backup)
+    for path in earlier:
         path.unlink()
     folder.mkdir(parents=True, exist_ok=True)
-    print(f"starting {cfg['experiment']}{' over the finished run' if finished else ''} ({folder})")
+    print(f"starting {cfg['experiment']}{' over the earlier run' if over else ''} ({folder})")
 
 
 def train(cfg, extra_callbacks=(), verbose="auto", restart=False):
@@ -246,7 +280,7 @@ def train(cfg, extra_callbacks=(), verbose="auto", restart=False):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--restart", action="store_true",
-                        help="train again from scratch over a finished run of the same experiment (deletes its log)")
+                        help="train again from scratch over a finished or unfinished run of the same experiment (deletes its log and backup)")
     config.add_arguments(parser)
     args = parser.parse_args(argv)
     cfg = config.from_args(args)

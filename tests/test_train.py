@@ -374,13 +374,27 @@ class InterruptAfterOneEpoch(keras.callbacks.Callback):
         raise KeyboardInterrupt
 
 
-def test_a_failed_resume_keeps_the_config_of_the_weights(tiny_data, tmp_path):
+def test_a_resume_with_other_settings_stops_and_keeps_the_config_of_the_weights(tiny_data, tmp_path):
+    """Resumed with another learning rate or model size, the run would end with a config.yaml that
+    describes weights half of it did not make: it stops, naming what differs, and changes nothing.
+    More epochs, or another precision, resume; --restart starts the unfinished run over."""
     cfg = tiny_cfg(tiny_data, tmp_path, "experiment=resize")
     with pytest.raises(KeyboardInterrupt):
         train.train(cfg, extra_callbacks=[InterruptAfterOneEpoch()], verbose=0)
-    with pytest.raises(Exception):
-        train.train(tiny_cfg(tiny_data, tmp_path, "experiment=resize", "model.base_channels=8"), verbose=0)
+    for override, named in (("model.base_channels=8", "model.base_channels: 4 -> 8"),
+                            ("train.learning_rate=0.001", "train.learning_rate: 0.003 -> 0.001")):
+        with pytest.raises(ValueError, match=f"unfinished run \\(after epoch 1\\) with other settings \\({named}\\)"):
+            train.train(tiny_cfg(tiny_data, tmp_path, "experiment=resize", override), verbose=0)
     assert config.load_config(tmp_path / "resize" / "config.yaml")["model"]["base_channels"] == 4
+    assert (tmp_path / "resize" / "backup").is_dir()
+    with pytest.raises(KeyboardInterrupt):  # resumes: the second epoch of three
+        train.train(tiny_cfg(tiny_data, tmp_path, "experiment=resize", "train.epochs=3", "model.precision=auto",
+                             "test.tile_size=64"), extra_callbacks=[InterruptAfterOneEpoch()], verbose=0)
+    assert len((tmp_path / "resize" / "log.csv").read_text().splitlines()) == 1 + 2
+    history = train.train(tiny_cfg(tiny_data, tmp_path, "experiment=resize", "model.base_channels=8"), verbose=0, restart=True)
+    assert len(history.history["loss"]) == 2 and not (tmp_path / "resize" / "backup").exists()
+    assert len((tmp_path / "resize" / "log.csv").read_text().splitlines()) == 1 + 2
+    assert config.load_config(tmp_path / "resize" / "config.yaml")["model"]["base_channels"] == 8
 
 
 def test_an_unreadable_backup_is_set_aside_and_the_run_starts_over(tiny_data, tmp_path, capsys):
@@ -405,7 +419,7 @@ def test_the_first_line_says_start_or_resume_and_a_finished_run_needs_restart(ti
         train.train(cfg, verbose=0)
     assert (tmp_path / "visible" / "log.csv").is_file()  # nothing deleted without --restart
     train.train(cfg, verbose=0, restart=True)
-    assert "starting visible over the finished run" in capsys.readouterr().out
+    assert "starting visible over the earlier run" in capsys.readouterr().out
 
 
 def test_a_non_finite_loss_stops_training_with_what_to_do(tiny_data, tmp_path):
