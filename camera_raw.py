@@ -73,7 +73,21 @@ def frame_meta(raw, path):
         **({"ccm": ccm.tolist()} if np.any(ccm) else {}),
         "offset": [dy, dx],
         "packed_shape": [(height - dy) // 2, (width - dx) // 2],
+        "flip": int(raw.sizes.flip),  # how the camera was held: the file's orientation, as LibRaw reads it
     }
+
+
+def upright(frames, flip):
+    """(F, H, W, C) frames in the sensor's orientation, turned as the camera was held: LibRaw's
+    `flip` code (`sizes.flip`, from the file's orientation tag), whose bits are 1: mirror left to
+    right, 2: upside down, 4: swap rows and columns, in that order (as LibRaw's own rendering)."""
+    if flip & 1:
+        frames = frames[:, :, ::-1]
+    if flip & 2:
+        frames = frames[:, ::-1]
+    if flip & 4:
+        frames = frames.swapaxes(1, 2)
+    return np.ascontiguousarray(frames)
 
 
 def iso_speed(path):
@@ -121,7 +135,7 @@ class RawFolder:
         return packed[(slice(None), *rest)]
 
 
-def write_dng(path, mosaic, cfa="RGGB", black=64, white=4095, neutral=(0.5, 1.0, 0.625), cam_xyz=np.eye(3)):
+def write_dng(path, mosaic, cfa="RGGB", black=64, white=4095, neutral=(0.5, 1.0, 0.625), cam_xyz=np.eye(3), orientation=1):
     """A minimal single-frame DNG (a TIFF/EP CFA image with the DNG tags LibRaw needs): how the
     tests, generalisation.py and calibration simulate a camera's files."""
     import tifffile  # a scikit-image dependency
@@ -138,5 +152,6 @@ def write_dng(path, mosaic, cfa="RGGB", black=64, white=4095, neutral=(0.5, 1.0,
         (50721, "2i", 9, rational(np.asarray(cam_xyz).ravel())),  # ColorMatrix1: XYZ -> camera
         (50778, "H", 1, (21,)),  # CalibrationIlluminant1: D65
         (50728, "2I", 3, rational(neutral)),  # AsShotNeutral
+        (274, "H", 1, (orientation,)),  # Orientation (TIFF): 1 as the sensor reads, 6 turned a quarter clockwise, ...
     ]
     tifffile.imwrite(path, mosaic, photometric=32803, extratags=tags, subfiletype=0)

@@ -141,7 +141,7 @@ def test_zero_color_matrix_falls_back_to_rgb_xyz_matrix(tmp_path):
     with rawpy.imread(str(tmp_path / "f.dng")) as raw:
         stand_in = types.SimpleNamespace(**{k: getattr(raw, k) for k in (
             "raw_pattern", "num_colors", "color_desc", "raw_image_visible", "camera_whitebalance",
-            "black_level_per_channel", "white_level")}, color_matrix=np.zeros((3, 4)),
+            "black_level_per_channel", "white_level", "sizes")}, color_matrix=np.zeros((3, 4)),
             rgb_xyz_matrix=np.vstack([cam_xyz, np.zeros((1, 3))]))
         meta = camera_raw.frame_meta(stand_in, tmp_path / "f.dng")
     np.testing.assert_allclose(meta["ccm"], np.linalg.inv(CAMERA_MIX), atol=1e-9)
@@ -155,6 +155,42 @@ def test_raw_folder_through_test_py(experiment, tmp_path):
     run(folders, "--input", str(tmp_path), "--output", str(output), "--ratio", "50")
     frames, fps = read_video(output)
     assert frames.shape == (4, 30, 48, 3) and fps == 25.0  # RGGB reads GBRG one row down: a row is cropped
+
+
+def test_frames_are_turned_as_libraw_renders_the_file(tmp_path):
+    """For each of the 8 TIFF orientations, LibRaw's rendering of the file equals its rendering in
+    the sensor's orientation (user_flip=0) turned by camera_raw.upright with the file's flip code."""
+    rows, cols = np.mgrid[:32, :48]
+    mosaic = (rows * 40 + cols * 5 + 200).astype(np.uint16)  # no symmetry: every turn shows
+    for orientation in range(1, 9):
+        path = tmp_path / f"o{orientation}.dng"
+        camera_raw.write_dng(path, mosaic, orientation=orientation)
+        renders = []
+        for user_flip in (0, None):
+            with rawpy.imread(str(path)) as raw:
+                flip = camera_raw.frame_meta(raw, path)["flip"]
+                renders.append(raw.postprocess(user_flip=user_flip, no_auto_bright=True, gamma=(1, 1), output_bps=16))
+        sensor, libraw = renders
+        np.testing.assert_array_equal(camera_raw.upright(sensor[None], flip)[0], libraw)
+
+
+def test_a_raw_folder_filmed_turned_is_written_turned(experiment, tmp_path):
+    """The same frames, their files tagged as turned a quarter clockwise (TIFF orientation 6):
+    test.py writes a portrait video, the sensor-oriented one turned clockwise."""
+    root, folders = experiment
+    outputs = {}
+    for orientation in (1, 6):
+        folder = tmp_path / f"orientation_{orientation}"
+        folder.mkdir()
+        for i in range(2):
+            blocks = np.random.default_rng(i).integers(64, 400, (4, 6))  # large: H.264 keeps them
+            camera_raw.write_dng(folder / f"f{i}.dng", np.kron(blocks, np.ones((8, 8))).astype(np.uint16),
+                                 orientation=orientation)
+        run(folders, "--input", str(folder), "--output", str(tmp_path / f"{orientation}.mp4"), "--ratio", "50")
+        outputs[orientation] = read_video(tmp_path / f"{orientation}.mp4")[0].astype(float)
+    assert outputs[1].shape == (2, 30, 48, 3) and outputs[6].shape == (2, 48, 30, 3)
+    clockwise = np.rot90(outputs[1], -1, axes=(1, 2))
+    assert np.abs(outputs[6] - clockwise).mean() < 0.2 * np.abs(outputs[6] - clockwise[:, ::-1, ::-1]).mean()
 
 
 def test_raw_folder_errors(tmp_path):
