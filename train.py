@@ -6,8 +6,10 @@ Everything lands in train.checkpoint_root/EXPERIMENT/: last and best generator w
 config that built them, log.csv, TensorBoard logs, preview videos, and a backup from which an
 interrupted run resumes where it stopped (weights, optimizer state, epoch). The first line says
 which: "resuming EXPERIMENT after epoch N" (run the same command again after a crash or a kill) or
-"starting EXPERIMENT". Over a finished run it stops unless given --restart, which starts again from
-scratch and deletes the old log and best score.
+"starting EXPERIMENT". A resume with settings other than the run began with (but more epochs, or
+another precision or device) stops, naming them. Over a finished run it stops unless given
+--restart, which starts again from scratch, over a finished or unfinished run, and deletes the old
+backup, log and best score.
 """
 import argparse
 import json
