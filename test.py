@@ -175,7 +175,6 @@ def enhance_clip(clip, enhancer, cfg, output, compare=False, sheet=False, save_n
     scores = {name: VideoScores() for name in ["network", *normalizers]}
     count, height, width, _ = clip.packed_raw.shape
     flip = (clip.meta or {}).get("flip", 0)  # camera raw frames are written as the camera was held
-    frame_shape = (2 * width, 2 * height) if flip & 4 else (2 * height, 2 * width)
     sheet_frames = set(np.linspace(0, count - 1, min(SHEET_FRAMES, count)).astype(int).tolist())
     sheet_rows = []
     output = Path(output)
@@ -187,7 +186,8 @@ def enhance_clip(clip, enhancer, cfg, output, compare=False, sheet=False, save_n
             comparison = outputs.enter_context(VideoWriter(output.with_name(f"{output.stem}_compare.mp4"), fps))
         if save_npy:
             npy_path = outputs.enter_context(atomic_output(output.with_suffix(".npy")))
-            npy = np.lib.format.open_memmap(npy_path, "w+", np.uint8, (count, *frame_shape, 3))
+            frame_shape = upright(np.empty((0, 2 * height, 2 * width, 3), np.uint8), flip).shape[1:]  # as written
+            npy = np.lib.format.open_memmap(npy_path, "w+", np.uint8, (count, *frame_shape))
             with open(npy_path, "r+b") as f:  # claim the space now: a full disk is an error here, not a SIGBUS later
                 os.posix_fallocate(f.fileno(), 0, os.path.getsize(npy_path))
         progress = outputs.enter_context(tqdm(total=count, desc=clip.name, unit="frame"))
@@ -209,8 +209,8 @@ def enhance_clip(clip, enhancer, cfg, output, compare=False, sheet=False, save_n
                 for name, normalize in normalizers.items():
                     scores[name].update(gt, baselines.render(name, normalize, packed_raw))
             if compare or sheet:
-                panels = [input_preview(clip.normalize(packed_raw)), rgb] + ([gt] if has_gt else [])
-                side_by_side = np.concatenate([upright(panel, flip) for panel in panels], axis=2)
+                panels = [upright(input_preview(clip.normalize(packed_raw)), flip), shown] + ([upright(gt, flip)] if has_gt else [])
+                side_by_side = np.concatenate(panels, axis=2)
                 if compare:
                     comparison.write(side_by_side)
                 sheet_rows += [side_by_side[i - start] for i in sorted(sheet_frames) if start <= i < stop]
