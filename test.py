@@ -51,6 +51,9 @@ SHIPPED_PHOTO = Path(__file__).resolve().parent / "models" / "shipped_photo" / "
 
 
 def weights_path(cfg, explicit=None):
+    """--weights, else the experiment's checkpoint. The shipped model stands in for the preset's own
+    experiment until that is trained, and `experiment=shipped` names it; any other experiment must
+    have been trained, so that a mistyped name stops instead of scoring the shipped model."""
     if explicit:
         path = Path(explicit)
         if not path.is_file():
@@ -59,10 +62,11 @@ def weights_path(cfg, explicit=None):
     path = Path(cfg["train"]["checkpoint_root"]) / cfg["experiment"] / f"{cfg['test']['checkpoint']}.weights.h5"
     if path.is_file():
         return path
-    if SHIPPED.is_file():
+    if cfg["experiment"] in (SHIPPED.parent.name, cfg["preset"]) and SHIPPED.is_file():
         return SHIPPED
     raise FileNotFoundError(f"no trained weights for experiment {cfg['experiment']!r} at {path}: train it "
-                            f"(python train.py --set experiment={cfg['experiment']}) or pass --weights PATH")
+                            f"(python train.py --set experiment={cfg['experiment']}), pass --weights PATH, or set "
+                            f"experiment={SHIPPED.parent.name} for the shipped model")
 
 
 def saved_config(weights):
@@ -83,9 +87,11 @@ def test_config(args):
     cfg = config.from_args(args)
     weights = weights_path(cfg, args.weights)
     saved = saved_config(weights)
-    if saved is None:
-        return cfg, weights
-    return config.load_config(args.config, args.set, base=checkpoint_settings(saved)), weights
+    if saved is not None:
+        cfg = config.load_config(args.config, args.set, base=checkpoint_settings(saved))
+    if Path(weights).resolve() == SHIPPED.resolve():  # its results are filed as its own, not the experiment's
+        cfg["experiment"] = SHIPPED.parent.name
+    return cfg, weights
 
 
 def photo_weights_path(cfg, weights):

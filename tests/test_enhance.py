@@ -1,6 +1,7 @@
 """test.py as a user runs it: cases, --input (npy, camera raw folders), outputs, metrics, errors."""
 import dataclasses
 import json
+import shutil
 import types
 from pathlib import Path
 
@@ -248,13 +249,25 @@ def test_missing_and_incompatible_checkpoints(experiment, tmp_path, monkeypatch)
         run(folders, "2", "--weights", str(other))
 
 
-def test_without_a_trained_experiment_the_shipped_model_is_used(experiment, monkeypatch, capsys):
+@pytest.mark.parametrize("naming", [["experiment=null"], ["experiment=shipped"]], ids=["preset", "shipped"])
+def test_the_shipped_model_stands_in_for_the_untrained_preset_and_files_its_results_as_shipped(
+        experiment, naming, tmp_path, monkeypatch, capsys):
     root, folders = experiment
-    monkeypatch.setattr(test_script, "SHIPPED", root / "ckpt" / "tiny" / "best.weights.h5")
-    run(folders + ["experiment=untrained"], "--list", str(root / "valid_list"))
+    shipped = tmp_path / "models" / "shipped"
+    shutil.copytree(root / "ckpt" / "tiny", shipped)
+    monkeypatch.setattr(test_script, "SHIPPED", shipped / "best.weights.h5")
+    run(folders + naming, "--list", str(root / "valid_list"))
     assert f"weights: {test_script.SHIPPED}" in capsys.readouterr().out
-    report = json.loads((root / "results" / "untrained" / "valid_list" / "metrics.json").read_text())
+    report = json.loads((root / "results" / "shipped" / "valid_list" / "metrics.json").read_text())
     assert list(report["videos"]) == [entry[0] for entry in data.read_file_list(root / "valid_list")]
+    assert not (root / "results" / "demo").exists()
+
+
+def test_a_named_experiment_that_was_never_trained_stops_instead_of_scoring_the_shipped_model(experiment):
+    root, folders = experiment
+    with pytest.raises(FileNotFoundError, match="no trained weights for experiment 'untrained'.*experiment=shipped"):
+        run(folders + ["experiment=untrained"], "--list", str(root / "valid_list"))
+    assert not (root / "results" / "untrained").exists()
 
 
 def test_case_3_without_a_list_says_what_to_do(experiment, tmp_path):
