@@ -8,6 +8,7 @@ layout (RGGB, BGGR, GRBG, GBRG) is brought to the packed GBRG convention by crop
 and/or column, so the network always sees the colours where it learnt them. Frames are read one
 window at a time, never all at once.
 """
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -104,24 +105,41 @@ def read_packed(path, meta):
         return packed_from_mosaic(raw.raw_image_visible[dy:dy + 2 * h, dx:dx + 2 * w])
 
 
+def capture_time(raw):
+    """When the frame was taken, to the second, from its metadata; None where it records no time
+    (LibRaw then reports the Unix epoch)."""
+    taken = raw.other.timestamp
+    return taken if taken > datetime(1970, 1, 2) else None
+
+
+def in_capture_order(paths, times):
+    """The paths in the order their frames were taken where every file records a time (then by
+    name within a second), else by name: a camera's file counter wraps (IMG_9999, IMG_0001)."""
+    if None in times:
+        return sorted(paths)
+    return [path for _, path in sorted(zip(times, paths))]
+
+
 class RawFolder:
     """A sliceable, read-on-demand stand-in for a packed (F, h, w, 4) uint16 array."""
 
     def __init__(self, folder):
         folder = Path(folder)
-        self.paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in RAW_SUFFIXES)
-        if not self.paths:
+        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in RAW_SUFFIXES)
+        if not paths:
             raise FileNotFoundError(f"{folder}: no camera raw files ({', '.join(sorted(RAW_SUFFIXES))})")
-        self.meta = None
-        for path in self.paths:  # check every frame up front: a mismatch found mid-video wastes the run
+        self.meta, times = None, []
+        for path in paths:  # check every frame up front: a mismatch found mid-video wastes the run
             with _open(path) as raw:
                 meta = frame_meta(raw, path)
+                times.append(capture_time(raw))
             if self.meta is None:
                 self.meta = meta
             elif meta != self.meta:
                 differs = sorted(k for k in meta if meta[k] != self.meta[k])
-                raise ValueError(f"{path}: differs from {self.paths[0].name} in {', '.join(differs)}; "
+                raise ValueError(f"{path}: differs from {paths[0].name} in {', '.join(differs)}; "
                                  "every frame of a clip must share size and camera settings")
+        self.paths = in_capture_order(paths, times)
         self.shape = (len(self.paths), *self.meta["packed_shape"], 4)
         self.dtype = np.dtype(np.uint16)
 
@@ -135,7 +153,8 @@ class RawFolder:
         return packed[(slice(None), *rest)]
 
 
-def write_dng(path, mosaic, cfa="RGGB", black=64, white=4095, neutral=(0.5, 1.0, 0.625), cam_xyz=np.eye(3), orientation=1):
+def write_dng(path, mosaic, cfa="RGGB", black=64, white=4095, neutral=(0.5, 1.0, 0.625), cam_xyz=np.eye(3), orientation=1,
+              taken=None):
     """A minimal single-frame DNG (a TIFF/EP CFA image with the DNG tags LibRaw needs): how the
     tests, generalisation.py and calibration simulate a camera's files."""
     import tifffile  # a scikit-image dependency
@@ -153,5 +172,6 @@ def write_dng(path, mosaic, cfa="RGGB", black=64, white=4095, neutral=(0.5, 1.0,
         (50778, "H", 1, (21,)),  # CalibrationIlluminant1: D65
         (50728, "2I", 3, rational(neutral)),  # AsShotNeutral
         (274, "H", 1, (orientation,)),  # Orientation (TIFF): 1 as the sensor reads, 6 turned a quarter clockwise, ...
+        *([(306, "s", 0, taken.strftime("%Y:%m:%d %H:%M:%S"))] if taken else []),  # DateTime: when it was taken
     ]
     tifffile.imwrite(path, mosaic, photometric=32803, extratags=tags, subfiletype=0)

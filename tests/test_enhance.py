@@ -1,5 +1,6 @@
 """test.py as a user runs it: cases, --input (npy, camera raw folders), outputs, metrics, errors."""
 import dataclasses
+import datetime
 import json
 import shutil
 import types
@@ -192,6 +193,20 @@ def test_a_raw_folder_filmed_turned_is_written_turned(experiment, tmp_path):
     assert outputs[1].shape == (2, 30, 48, 3) and outputs[6].shape == (2, 48, 30, 3)
     clockwise = np.rot90(outputs[1], -1, axes=(1, 2))
     assert np.abs(outputs[6] - clockwise).mean() < 0.2 * np.abs(outputs[6] - clockwise[:, ::-1, ::-1]).mean()
+
+
+def test_raw_frames_play_in_the_order_they_were_taken(tmp_path):
+    """A camera's counter wraps (IMG_9999, then IMG_0001): where every file records when it was
+    taken, frames play in that order, and by name within a second or where a time is missing."""
+    taken = {"IMG_9998.dng": 0, "IMG_9999.dng": 0, "IMG_0000.dng": 1, "IMG_0001.dng": 2}
+    for level, (name, second) in enumerate(taken.items()):
+        camera_raw.write_dng(tmp_path / name, np.full((32, 48), 100 + level, np.uint16),
+                             taken=datetime.datetime(2026, 11, 28, 22, 30, second))
+    frames = camera_raw.RawFolder(tmp_path)
+    assert [p.name for p in frames.paths] == list(taken)
+    assert frames[0:4][:, 0, 0, 0].tolist() == [100, 101, 102, 103]
+    camera_raw.write_dng(tmp_path / "IMG_0001.dng", np.full((32, 48), 103, np.uint16))  # no time recorded
+    assert [p.name for p in camera_raw.RawFolder(tmp_path).paths] == sorted(taken)
 
 
 def test_raw_folder_errors(tmp_path):
