@@ -201,12 +201,20 @@ def flat_settings(cfg, prefix=""):
     return settings
 
 
+def resume_may_change(key, cfg):
+    """Whether a resume may change this setting: those in RESUME_MAY_CHANGE, but test.mirror_frames
+    where end crops (train.end_probability) are cut with it."""
+    if key == "test.mirror_frames":
+        return cfg["train"]["end_probability"] == 0
+    return key.startswith(RESUME_MAY_CHANGE)
+
+
 def changed_settings(saved, cfg):
-    """'key: saved -> now' for each setting in which cfg differs from a run's saved config, but
-    those in RESUME_MAY_CHANGE."""
+    """'key: saved -> now' for each setting in which cfg differs from a run's saved config and that
+    a resume may not change."""
     before, now = flat_settings(saved), flat_settings(cfg)
     return [f"{key}: {before.get(key)!r} -> {now.get(key)!r}" for key in sorted(before.keys() | now.keys())
-            if before.get(key) != now.get(key) and not key.startswith(RESUME_MAY_CHANGE)]
+            if before.get(key) != now.get(key) and not resume_may_change(key, cfg)]
 
 
 def start_or_resume(folder, cfg, restart):

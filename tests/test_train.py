@@ -397,6 +397,13 @@ def test_a_resume_with_other_settings_stops_and_keeps_the_config_of_the_weights(
     assert config.load_config(tmp_path / "resize" / "config.yaml")["model"]["base_channels"] == 8
 
 
+def test_a_resume_may_change_test_mirror_frames_only_where_end_crops_are_not_cut_with_it():
+    ends = ["train.end_probability=0.3"]
+    saved, now = config.load_config(overrides=ends), config.load_config(overrides=ends + ["test.mirror_frames=4"])
+    assert train.changed_settings(saved, now) == ["test.mirror_frames: 8 -> 4"]
+    assert train.changed_settings(config.load_config(), config.load_config(overrides=["test.mirror_frames=4"])) == []
+
+
 def test_an_unreadable_backup_is_set_aside_and_the_run_starts_over(tiny_data, tmp_path, capsys):
     backup = tmp_path / "killed" / "backup"
     backup.mkdir(parents=True)
