@@ -333,7 +333,7 @@ def evaluate(clips, cfg, weights, folder, compare=False, sheet=False, save_npy=F
     print(f"results in {folder}")
     if not per_video:
         return None
-    photo_weights = photo_weights_path(cfg, weights)
+    photo_weights = photo_weights_path(cfg, weights) if any(len(clip.packed_raw) == 1 for clip in clips) else None
     made_with = {"weights": str(weights), "photo_weights": None if photo_weights is None else str(photo_weights),
                  "precision": network.resolve_precision(cfg["model"])[0], "test": cfg["test"]}
     overall = write_metrics(per_video, folder, made_with)

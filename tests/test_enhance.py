@@ -411,6 +411,20 @@ def test_one_frame_clips_go_to_the_photo_model(experiment, photo_model, monkeypa
     np.testing.assert_array_equal(enhanced(enhancer(), one), enhanced(photo_alone, one))  # the shipped model
 
 
+def test_metrics_name_the_photo_model_only_where_a_photo_was_enhanced(experiment, photo_model, tmp_path):
+    root, folders = experiment
+    photo_weights, _ = photo_model
+    small = ["test.tile_frames=4", "test.overlap_frames=2", "test.tile_size=8", "test.overlap_size=2"]
+    cfg, weights = test_script.test_config(test_script.parse_args(
+        ["--set", *folders, *small, f"test.photo_weights={photo_weights}"]))
+    clip = data.open_clip(root / "train_he" / "scene0.npy", root / "gt_he" / "scene0.npy", cfg["data"])
+    photo = dataclasses.replace(clip, name="photo", packed_raw=clip.packed_raw[:1], gt_rgb=clip.gt_rgb[:1])
+    for clips, named in (([clip], None), ([clip, photo], str(photo_weights))):
+        folder = tmp_path / f"{len(clips)}_clips"
+        test_script.evaluate(clips, cfg, weights, folder)
+        assert json.loads((folder / "metrics.json").read_text())["made_with"]["photo_weights"] == named
+
+
 def test_a_photo_model_for_other_input_is_refused(experiment, photo_model, tmp_path):
     root, folders = experiment
     photo_weights, photo_cfg = photo_model
