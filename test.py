@@ -5,10 +5,12 @@
                                       or a folder of camera raw frames (DNG and what rawpy reads)
     python test.py --list FILE        the clips of any list (NAME GT_PATH INPUT_PATH lines)
 
-Without a trained experiment, the model shipped in models/shipped/ is used, and for 1-frame clips
-(photos) the per-frame model shipped beside it in models/shipped_photo/ (test.photo_weights).
+Until the preset's experiment is trained (or with experiment=shipped), the model shipped in
+models/shipped/ is used, and for 1-frame clips (photos) the per-frame model shipped beside it in
+models/shipped_photo/ (test.photo_weights); an experiment named otherwise must have been trained.
 
-Results go to test.result_root/EXPERIMENT/CASE/ (or --output for one clip): NAME.mp4 (H.264, at
+Results go to test.result_root/EXPERIMENT/CASE/ (EXPERIMENT `shipped` for the shipped model; or
+--output for one clip): NAME.mp4 (H.264, at
 the clip's frame rate), optionally NAME_compare.mp4 (input | output | ground truth) and
 NAME_sheet.png (sample frames), and for clips with ground truth metrics.csv and metrics.json with
 PSNR, SSIM and MSE(MABD) of the network and of the two classical baselines.
