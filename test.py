@@ -12,8 +12,8 @@ models/shipped_photo/ (test.photo_weights); an experiment named otherwise must h
 Results go to test.result_root/EXPERIMENT/CASE/ (EXPERIMENT `shipped` for the shipped model; or
 --output for one clip): NAME.mp4 (H.264, at the clip's frame rate), optionally NAME_compare.mp4
 (input | output | ground truth) and NAME_sheet.png (sample frames), and for clips with ground
-truth metrics.csv and metrics.json with
-PSNR, SSIM and MSE(MABD) of the network and of the two classical baselines.
+truth metrics.csv and metrics.json with PSNR, SSIM and MSE(MABD) of the network and of the two
+classical baselines.
 """
 import argparse
 import contextlib
