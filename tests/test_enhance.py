@@ -52,9 +52,11 @@ def experiment(tmp_path_factory):
     return root, folders
 
 
+SMALL_TILES = ["test.tile_frames=4", "test.overlap_frames=2", "test.tile_size=8", "test.overlap_size=2"]  # fit the tiny clips
+
+
 def run(folders, *args):
-    test_script.main([*args, "--set", *folders, "test.tile_frames=4", "test.overlap_frames=2", "test.tile_size=8",
-                  "test.overlap_size=2"])
+    test_script.main([*args, "--set", *folders, *SMALL_TILES])
 
 
 def test_case_2_writes_videos_npy_and_metrics(experiment, capsys):
@@ -383,13 +385,12 @@ def test_one_frame_clips_go_to_the_photo_model(experiment, photo_model, monkeypa
     clips as the video model makes them. `shipped` routes only beside the shipped model; null never."""
     root, folders = experiment
     photo_weights, photo_cfg = photo_model
-    small = ["test.tile_frames=4", "test.overlap_frames=2", "test.tile_size=8", "test.overlap_size=2"]
 
     def enhancer(*changes):
-        args = test_script.parse_args(["--set", *folders, *small, *changes])
+        args = test_script.parse_args(["--set", *folders, *SMALL_TILES, *changes])
         return test_script.make_enhancer(*test_script.test_config(args))
 
-    cfg, _ = test_script.test_config(test_script.parse_args(["--set", *folders, *small]))
+    cfg, _ = test_script.test_config(test_script.parse_args(["--set", *folders, *SMALL_TILES]))
     clip = data.open_clip(root / "train_he" / "scene0.npy", None, cfg["data"])
     one, two = (dataclasses.replace(clip, packed_raw=clip.packed_raw[:n]) for n in (1, 2))
     per_frame = network.build_unet({**cfg["model"], **photo_cfg["model"]})
@@ -414,9 +415,8 @@ def test_one_frame_clips_go_to_the_photo_model(experiment, photo_model, monkeypa
 def test_metrics_name_the_photo_model_only_where_a_photo_was_enhanced(experiment, photo_model, tmp_path):
     root, folders = experiment
     photo_weights, _ = photo_model
-    small = ["test.tile_frames=4", "test.overlap_frames=2", "test.tile_size=8", "test.overlap_size=2"]
     cfg, weights = test_script.test_config(test_script.parse_args(
-        ["--set", *folders, *small, f"test.photo_weights={photo_weights}"]))
+        ["--set", *folders, *SMALL_TILES, f"test.photo_weights={photo_weights}"]))
     clip = data.open_clip(root / "train_he" / "scene0.npy", root / "gt_he" / "scene0.npy", cfg["data"])
     photo = dataclasses.replace(clip, name="photo", packed_raw=clip.packed_raw[:1], gt_rgb=clip.gt_rgb[:1])
     for clips, named in (([clip], None), ([clip, photo], str(photo_weights))):
