@@ -129,6 +129,8 @@ def load_sidecar(input_path):
             raise ValueError(f"{path}: unknown key {key!r}: did you mean {close[0]!r}?")
     if "cfa" in meta and meta["cfa"] != config.CFA:
         raise ValueError(f"{path}: the packed input must be in {config.CFA} order, the sidecar says {meta['cfa']!r}")
+    if "fps" in meta:  # checked here, whatever the normalisation: the mp4's frame rate is made of it
+        sidecar_numbers(meta, "fps", [()], path, positive=True)
     return meta
 
 

@@ -193,6 +193,10 @@ BAD_SIDECARS = [
     ({"black_level": [256, 256, 256]}, "black_level must be one number or 4 numbers"),
     ({"wb_gains": [2.0, 1.0]}, "wb_gains must be 3 numbers, finite and positive"),
     ({"ccm": [[1, 0], [0, 1]]}, "ccm must be 3x3 numbers"),
+    # The mp4's frame rate: 0 fell back to test.fps unsaid, a negative one failed inside ffmpeg.
+    ({"fps": 0}, "fps must be one number, finite and positive"),
+    ({"fps": -3}, "fps must be one number, finite and positive"),
+    ({"fps": "abc"}, "fps must be one number"),
     # Misspelt, the white balance would silently be 1, 1, 1 and the black level the config's.
     ({"wb_gain": [2, 1, 1.5]}, "unknown key 'wb_gain': did you mean 'wb_gains'?"),
     ({"blacklevel": 256}, "unknown key 'blacklevel': did you mean 'black_level'?"),
@@ -205,6 +209,14 @@ def test_impossible_sidecar_values_name_the_file(tmp_path, change, message):
     input_path, _ = write_clip(tmp_path, "clip", np.full((1, 2, 2, 4), 300, np.uint16), meta={**meta, **change})
     with pytest.raises(ValueError, match=f"clip.json: {message}"):
         data.open_clip(input_path, None, linear_cfg())
+
+
+def test_a_sidecar_frame_rate_is_checked_for_histogram_equalised_input_too(tmp_path):
+    input_path, _ = write_clip(tmp_path, "clip", np.full((1, 2, 2, 4), 300, np.uint16), meta={"fps": -3})
+    with pytest.raises(ValueError, match="clip.json: fps must be one number, finite and positive"):
+        data.open_clip(input_path, None, linear_cfg(normalization="he"))
+    write_clip(tmp_path, "clip", np.full((1, 2, 2, 4), 300, np.uint16), meta={"fps": 12.5})
+    assert data.open_clip(input_path, None, linear_cfg(normalization="he")).fps == 12.5
 
 
 def test_a_sidecar_may_carry_notes_and_synthesis_writes_only_known_keys(tmp_path):
