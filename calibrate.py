@@ -35,13 +35,11 @@ NEAR_BLACK = 5.0  # DN: flats below it say more about read noise than about K
 
 
 def check_iso(frames, iso):
-    """Every file of a folder at the ISO the command line gives it (where the metadata records one)."""
-    settings = sorted({camera_raw.iso_speed(path) for path in frames.paths} - {0.0})
-    if len(settings) > 1:
-        raise ValueError(f"{frames.paths[0].parent}: frames of mixed ISO ({', '.join(f'{v:g}' for v in settings)}); "
-                         "give each ISO its own folder")
-    if settings and settings[0] != iso:
-        raise ValueError(f"{frames.paths[0].parent}: the files record ISO {settings[0]:g}, the command line says {iso}")
+    """A folder's ISO as its files record it (RawFolder has checked that they agree), where they
+    record one, against the command line's."""
+    recorded = frames.meta["iso"]
+    if recorded and recorded != iso:
+        raise ValueError(f"{frames.paths[0].parent}: the files record ISO {recorded:g}, the command line says {iso}")
 
 
 def read_frames(path, iso):

@@ -75,6 +75,9 @@ def frame_meta(raw, path):
         "offset": [dy, dx],
         "packed_shape": [(height - dy) // 2, (width - dx) // 2],
         "flip": int(raw.sizes.flip),  # how the camera was held: the file's orientation, as LibRaw reads it
+        # One exposure ratio brightens every frame, so a burst whose exposure changed would flicker.
+        "shutter_s": float(raw.other.shutter_speed),  # 0 where the file records none
+        "iso": float(raw.other.iso_speed),
     }
 
 
@@ -89,12 +92,6 @@ def upright(frames, flip):
     if flip & 4:
         frames = frames.swapaxes(1, 2)
     return np.ascontiguousarray(frames)
-
-
-def iso_speed(path):
-    """The ISO setting the file records, or 0 where its metadata has none."""
-    with _open(path) as raw:
-        return float(raw.other.iso_speed)
 
 
 def read_packed(path, meta):
@@ -137,8 +134,8 @@ class RawFolder:
                 self.meta = meta
             elif meta != self.meta:
                 differs = sorted(k for k in meta if meta[k] != self.meta[k])
-                raise ValueError(f"{path}: differs from {paths[0].name} in {', '.join(differs)}; "
-                                 "every frame of a clip must share size and camera settings")
+                raise ValueError(f"{path}: differs from {paths[0].name} in {', '.join(differs)}; every frame of a "
+                                 "clip must share size and camera settings (fixed exposure and white balance)")
         self.paths = in_capture_order(paths, times)
         self.shape = (len(self.paths), *self.meta["packed_shape"], 4)
         self.dtype = np.dtype(np.uint16)
@@ -154,7 +151,7 @@ class RawFolder:
 
 
 def write_dng(path, mosaic, cfa="RGGB", black=64, white=4095, neutral=(0.5, 1.0, 0.625), cam_xyz=np.eye(3), orientation=1,
-              taken=None):
+              taken=None, shutter_s=None):
     """A minimal single-frame DNG (a TIFF/EP CFA image with the DNG tags LibRaw needs): how the
     tests, generalisation.py and calibration simulate a camera's files."""
     import tifffile  # a scikit-image dependency
@@ -173,5 +170,6 @@ def write_dng(path, mosaic, cfa="RGGB", black=64, white=4095, neutral=(0.5, 1.0,
         (50728, "2I", 3, rational(neutral)),  # AsShotNeutral
         (274, "H", 1, (orientation,)),  # Orientation (TIFF): 1 as the sensor reads, 6 turned a quarter clockwise, ...
         *([(306, "s", 0, taken.strftime("%Y:%m:%d %H:%M:%S"))] if taken else []),  # DateTime: when it was taken
+        *([(33434, "2I", 1, rational([shutter_s]))] if shutter_s else []),  # ExposureTime, seconds
     ]
     tifffile.imwrite(path, mosaic, photometric=32803, extratags=tags, subfiletype=0)

@@ -99,14 +99,15 @@ def test_a_folder_of_mixed_or_mislabelled_iso_is_refused(tmp_path, monkeypatch):
         camera_raw.write_dng(folder / f"{i:02d}.dng", frame, "GBRG", black=512, white=WHITE)
     # What rawpy's `other.iso_speed` reads from a camera's EXIF (our minimal DNGs carry none).
     recorded = {"00.dng": 800.0, "01.dng": 800.0, "02.dng": 1600.0, "03.dng": 800.0}
-    monkeypatch.setattr(camera_raw, "iso_speed", lambda path: recorded[path.name])
-    with pytest.raises(ValueError, match=r"bias: frames of mixed ISO \(800, 1600\); give each ISO its own folder"):
+    frame_meta = camera_raw.frame_meta
+    monkeypatch.setattr(camera_raw, "frame_meta", lambda raw, path: {**frame_meta(raw, path), "iso": recorded[path.name]})
+    with pytest.raises(ValueError, match=r"02.dng: differs from 00.dng in iso"):
         calibrate.calibrate({800: [folder]}, {})
     recorded["02.dng"] = 800.0
     with pytest.raises(ValueError, match="bias: the files record ISO 800, the command line says 3200"):
         calibrate.calibrate({3200: [folder]}, {})
     assert calibrate.calibrate({800: [folder]}, {})[0]["isos"][800]["read_noise"] > 0
-    monkeypatch.setattr(camera_raw, "iso_speed", lambda path: 0.0)  # no ISO recorded: the command line's holds
+    recorded.update(dict.fromkeys(recorded, 0.0))  # no ISO recorded: the command line's holds
     assert 3200 in calibrate.calibrate({3200: [folder]}, {})[0]["isos"]
 
 

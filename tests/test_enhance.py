@@ -145,7 +145,7 @@ def test_zero_color_matrix_falls_back_to_rgb_xyz_matrix(tmp_path):
     with rawpy.imread(str(tmp_path / "f.dng")) as raw:
         stand_in = types.SimpleNamespace(**{k: getattr(raw, k) for k in (
             "raw_pattern", "num_colors", "color_desc", "raw_image_visible", "camera_whitebalance",
-            "black_level_per_channel", "white_level", "sizes")}, color_matrix=np.zeros((3, 4)),
+            "black_level_per_channel", "white_level", "sizes", "other")}, color_matrix=np.zeros((3, 4)),
             rgb_xyz_matrix=np.vstack([cam_xyz, np.zeros((1, 3))]))
         meta = camera_raw.frame_meta(stand_in, tmp_path / "f.dng")
     np.testing.assert_allclose(meta["ccm"], np.linalg.inv(CAMERA_MIX), atol=1e-9)
@@ -224,6 +224,13 @@ def test_raw_folder_errors(tmp_path):
     camera_raw.write_dng(mixed / "b.dng", np.full((32, 48), 100, np.uint16), black=100)
     with pytest.raises(ValueError, match="b.dng: differs from a.dng in black_level"):
         camera_raw.RawFolder(mixed)
+    # The exposure changed mid-burst: brightened by one ratio, the video would flicker.
+    camera_raw.write_dng(mixed / "a.dng", np.full((32, 48), 100, np.uint16), shutter_s=1 / 30)
+    camera_raw.write_dng(mixed / "b.dng", np.full((32, 48), 100, np.uint16), shutter_s=1 / 60)
+    with pytest.raises(ValueError, match=r"b.dng: differs from a.dng in shutter_s; .*\(fixed exposure and white balance\)"):
+        camera_raw.RawFolder(mixed)
+    camera_raw.write_dng(mixed / "b.dng", np.full((32, 48), 100, np.uint16), shutter_s=1 / 30)
+    assert camera_raw.RawFolder(mixed).meta["shutter_s"] == pytest.approx(1 / 30, rel=1e-4)
     (mixed / "b.dng").write_bytes(b"not a raw file")
     with pytest.raises(ValueError, match="b.dng: rawpy cannot read it"):
         camera_raw.RawFolder(mixed)
