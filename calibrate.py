@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-import camera_raw
 import config
 import data
 from atomic import atomic_output
