@@ -56,6 +56,12 @@ class VideoWriter:
 
     def __enter__(self):
         self._tmp = self._stack.enter_context(atomic_output(self.path))
+        try:  # ffmpeg opens it only at the first frame: a folder it cannot write in is found now, before any work
+            self._tmp.touch()
+        except OSError as error:
+            with contextlib.suppress(OSError):  # removing what was never made can fail the same way
+                self._stack.close()
+            raise OSError(f"{self.path}: cannot write there ({error.strerror})") from None
         return self
 
     def write(self, frames):
@@ -66,8 +72,12 @@ class VideoWriter:
                 macro_block_size=2, ffmpeg_log_level="error",
                 output_params=ARCHIVE if self.archive else ["-preset", "veryfast"])  # veryfast: a third of the default's CPU time, 4 % larger
             self._writer.send(None)
-        for frame in frames:
-            self._writer.send(np.ascontiguousarray(frame, dtype=np.uint8))
+        try:
+            for frame in frames:
+                self._writer.send(np.ascontiguousarray(frame, dtype=np.uint8))
+        except OSError:  # ffmpeg has exited: imageio-ffmpeg's broken pipe
+            raise OSError(f"{self.path}: ffmpeg stopped after {self.frames} frames (is the disk full?); nothing was "
+                          "written under that name") from None
         self.frames += len(frames)
 
     def __exit__(self, *error):

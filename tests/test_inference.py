@@ -1,4 +1,9 @@
 """inference.py, metrics.py, baselines.py: tiling, blending, streaming, metrics, mp4 and baselines."""
+import contextlib
+import os
+import signal
+from pathlib import Path
+
 import imageio_ffmpeg
 import numpy as np
 import pytest
@@ -237,6 +242,30 @@ def test_failed_write_leaves_no_video(tmp_path):
     assert list(tmp_path.iterdir()) == []
     write_video(tmp_path / "ok.mp4", np.zeros((2, 16, 16, 3), np.uint8), 25)
     assert [p.name for p in tmp_path.iterdir()] == ["ok.mp4"]
+
+
+def ffmpeg_writing(path):
+    """The process id of the ffmpeg that writes `path` (Linux: read from /proc)."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            if str(path).encode() in cmdline.read_bytes():
+                return int(cmdline.parent.name)
+    raise AssertionError(f"no ffmpeg writes {path}")
+
+
+def test_a_video_that_cannot_be_written_stops_in_one_line(tmp_path):
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(OSError, match=r"a_file/out.mp4: cannot write there \(Not a directory\)"):
+        VideoWriter(tmp_path / "a_file" / "out.mp4", 25).__enter__()  # before any frame is made
+    # ffmpeg gone mid-stream (killed, or its disk full): a one-line error, not imageio's broken pipe.
+    with pytest.raises(OSError, match="out.mp4: ffmpeg stopped after 2 frames"):
+        with VideoWriter(tmp_path / "out.mp4", 25) as writer:
+            writer.write(np.zeros((2, 16, 16, 3), np.uint8))
+            ffmpeg = ffmpeg_writing(writer._tmp)
+            os.kill(ffmpeg, signal.SIGKILL)
+            os.waitpid(ffmpeg, 0)
+            writer.write(np.zeros((2, 256, 256, 3), np.uint8))  # larger than the pipe's buffer: written at once
+    assert [p.name for p in tmp_path.iterdir()] == ["a_file"]
 
 
 def test_demosaic_keeps_flat_colours():
