@@ -294,7 +294,9 @@ def file_source(path):
         return path.stem, str(path), lambda synth_cfg: video_clip(path, 0, synth_cfg)
     if image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
-    if image.dtype != np.uint8:
+    if image.dtype.kind == "f":  # a float image (TIFF, EXR) holds 0..1
+        image = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+    elif image.dtype != np.uint8:
         image = (image / np.iinfo(image.dtype).max * 255).round().astype(np.uint8)
     return path.stem, str(path), lambda synth_cfg: still_clip(image, path.stem, synth_cfg)
 

@@ -20,8 +20,8 @@ def read_video(path, start=0, count=None):
     try:
         reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
         meta = next(reader)
-    except (RuntimeError, OSError, StopIteration) as error:
-        raise ValueError(f"{path}: ffmpeg cannot read it as a video ({error})") from None
+    except (RuntimeError, OSError, StopIteration) as error:  # imageio-ffmpeg's first line; ffmpeg's whole log follows
+        raise ValueError(f"{path}: ffmpeg cannot read it as a video ({str(error).splitlines()[0]})") from None
     width, height = meta["size"]
     frames = []
     try:

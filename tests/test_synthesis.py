@@ -119,6 +119,23 @@ def test_command_makes_pairs_from_a_video_and_an_image(tiny_cfg, tmp_path):
     assert np.abs(np.diff(still.astype(float), axis=0)).mean() > 0.5  # the pan and zoom moves it
 
 
+def test_images_of_every_depth_make_the_same_clip_and_a_broken_file_one_line(tmp_path):
+    image = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    synth_cfg = {**config.load_config()["synthesis"], "frames": 2, "height": 32, "width": 48}
+    clips = []
+    for depth, pixels in (("8", image), ("16", image.astype(np.uint16) * 257), ("float", image.astype(np.float32) / 255)):
+        (tmp_path / depth).mkdir()
+        path = tmp_path / depth / ("a.tif" if depth == "float" else "a.png")
+        cv2.imwrite(str(path), pixels)
+        name, _, loader = synthesis.file_source(path)
+        clips.append(loader(synth_cfg)[0])
+    np.testing.assert_array_equal(clips[1], clips[0])
+    np.testing.assert_array_equal(clips[2], clips[0])
+    (tmp_path / "broken.png").write_text("not an image")
+    with pytest.raises(ValueError, match=r"broken.png: ffmpeg cannot read it as a video \([^\n]*\)$"):
+        synthesis.file_source(tmp_path / "broken.png")[2](synth_cfg)
+
+
 def test_video_shorter_than_the_clip_is_an_error(tmp_path):
     write_test_video(tmp_path / "short.mp4", frames=3)
     with pytest.raises(ValueError, match="short.mp4.*only 3"):
