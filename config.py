@@ -341,6 +341,10 @@ def validate(cfg):
         raise ValueError(f"data.normalization must be one of {NORMALIZATIONS}, got {data['normalization']!r}")
     if not (_number(data["split_fraction"]) and 0 < data["split_fraction"] < 0.5):
         raise ValueError(f"data.split_fraction must be in (0, 0.5), got {data['split_fraction']!r}")
+    for key in ("input_dir", "gt_dir", "customized_dir"):  # their paths go into the lists
+        if len(str(data[key]).split()) != 1:
+            raise ValueError(f"data.{key} {data[key]!r}: the file lists are space-separated, as the original's, so "
+                             "a data folder's path cannot hold spaces; move it or link it from a path without them")
     _check_synthesis(synth)
     model = cfg["model"]
     if model["depth"] not in DEPTHS:

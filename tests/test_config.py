@@ -23,6 +23,8 @@ import config
     ("model.temporal_kernel=2", "model.temporal_kernel must be odd"),
     ("train.steps_per_epoch=0", "train.steps_per_epoch must be an integer >= 1 or null"),
     ("data.split_fraction=abc", r"data.split_fraction must be in \(0, 0.5\)"),
+    # Written into the space-separated lists, it would make lists that no script can read.
+    ("data.gt_dir=my data/gt", "data.gt_dir 'my data/gt': the file lists are space-separated"),
     ("train.still_probability=yes", r"train.still_probability must be in \[0, 1\], got True"),
     ("train.end_probability=1.5", r"train.end_probability must be in \[0, 1\], got 1.5"),
     ("train.end_probability=0.95", r"train.still_probability \+ train.end_probability .* must be at most 1, got 0.1 \+ 0.95"),
