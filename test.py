@@ -19,7 +19,6 @@ import argparse
 import contextlib
 import csv
 import json
-import os
 from pathlib import Path
 
 import cv2
@@ -192,12 +191,11 @@ def enhance_clip(clip, enhancer, cfg, output, compare=False, sheet=False, save_n
         video = outputs.enter_context(VideoWriter(output, fps))
         if compare:
             comparison = outputs.enter_context(VideoWriter(output.with_name(f"{output.stem}_compare.mp4"), fps))
-        if save_npy:
+        if save_npy:  # written as the frames come, in order: a full disk is an error on write, on any system
             npy_path = outputs.enter_context(atomic_output(output.with_suffix(".npy")))
+            npy = outputs.enter_context(open(npy_path, "wb"))  # closed before it is renamed
             frame_shape = upright(np.empty((0, 2 * height, 2 * width, 3), np.uint8), flip).shape[1:]  # as written
-            npy = np.lib.format.open_memmap(npy_path, "w+", np.uint8, (count, *frame_shape))
-            with open(npy_path, "r+b") as f:  # claim the space now: a full disk is an error here, not a SIGBUS later
-                os.posix_fallocate(f.fileno(), 0, os.path.getsize(npy_path))
+            np.lib.format.write_array_header_1_0(npy, {"descr": "|u1", "fortran_order": False, "shape": (count, *frame_shape)})
         progress = outputs.enter_context(tqdm(total=count, desc=clip.name, unit="frame"))
         # Closed first on the way out, so its threads have stopped before the files are dealt with.
         chunks = outputs.enter_context(contextlib.closing(enhancer.enhance(clip)))
@@ -207,7 +205,7 @@ def enhance_clip(clip, enhancer, cfg, output, compare=False, sheet=False, save_n
             video.write(shown)
             progress.update(len(rgb))
             if save_npy:
-                npy[start:stop] = shown
+                npy.write(shown.tobytes())
             if not (has_gt or compare or sheet):  # plain enhancement reads the input only once
                 continue
             packed_raw = data.read_frames(clip.packed_raw, start, stop)
@@ -222,8 +220,6 @@ def enhance_clip(clip, enhancer, cfg, output, compare=False, sheet=False, save_n
                 if compare:
                     comparison.write(side_by_side)
                 sheet_rows += [side_by_side[i - start] for i in sorted(sheet_frames) if start <= i < stop]
-        if save_npy:
-            npy.flush()
     if sheet:
         with atomic_output(output.with_name(f"{output.stem}_sheet.png")) as tmp:
             cv2.imwrite(str(tmp), cv2.cvtColor(np.concatenate(sheet_rows, axis=0), cv2.COLOR_RGB2BGR))
