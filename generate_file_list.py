@@ -95,7 +95,16 @@ def write_lists(names, data_cfg, keep=None):
         write_list(lists_dir / list_name, chosen, data_cfg)
     if held_out:
         write_list(lists_dir / HELD_OUT_LIST, [n for n in held_out if n in keep], data_cfg)
+    else:
+        remove_stale_list(lists_dir / HELD_OUT_LIST)
     return splits
+
+
+def remove_stale_list(path):
+    """An earlier run's list of clips this run found none of: left, it would still be read."""
+    if path.is_file():
+        path.unlink()
+        print(f"{path}: removed (no such clips now)")
 
 
 def write_customized_list(data_cfg):
@@ -105,10 +114,13 @@ def write_customized_list(data_cfg):
     inputs = sorted(folder.glob("*.npy")) if folder.is_dir() else []
     for path in inputs:
         load_packed_raw(path)
-    if inputs:
-        with atomic_output(Path(data_cfg["lists_dir"]) / CUSTOMIZED_LIST) as tmp:
-            tmp.write_text("".join(f"{p.stem} {p} {p}\n" for p in inputs))
-        print(f"{Path(data_cfg['lists_dir']) / CUSTOMIZED_LIST}: {len(inputs)} clips")
+    path = Path(data_cfg["lists_dir"]) / CUSTOMIZED_LIST
+    if not inputs:
+        remove_stale_list(path)
+        return
+    with atomic_output(path) as tmp:
+        tmp.write_text("".join(f"{p.stem} {p} {p}\n" for p in inputs))
+    print(f"{path}: {len(inputs)} clips")
 
 
 def source_set_names(source_sets, data_cfg):

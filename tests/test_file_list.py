@@ -85,3 +85,21 @@ def test_a_clip_name_with_a_space_is_refused_before_any_list(tmp_path):
     with pytest.raises(ValueError, match=r"b c\.npy: a clip name cannot hold spaces"):
         run(tmp_path)
     assert not (tmp_path / "file_list").exists()
+
+
+def test_lists_of_clips_that_are_gone_are_removed(tmp_path):
+    """A list from an earlier run whose clips this run no longer finds would still be read: the
+    held-out sources' after data.held_out changed (their clips now train), your own clips' after
+    you took them away."""
+    smoid_layout(tmp_path, ["a", "b", "c", "bikes_000"])
+    (tmp_path / "customized").mkdir()
+    np.save(tmp_path / "customized" / "mine.npy", np.zeros((1, 2, 3, 4), np.uint16))
+    customized = f"data.customized_dir={tmp_path / 'customized'}"
+    run(tmp_path, customized)
+    assert [entry[0] for entry in data.read_file_list(tmp_path / "heldout_list")] == ["bikes_000"]
+    assert [entry[0] for entry in data.read_file_list(tmp_path / "customized_list")] == ["mine"]
+    (tmp_path / "customized" / "mine.npy").unlink()
+    run(tmp_path, customized, "data.held_out=[]")
+    assert not (tmp_path / "heldout_list").exists() and not (tmp_path / "customized_list").exists()
+    listed = [entry[0] for name in generate_file_list.LIST_NAMES for entry in data.read_file_list(tmp_path / name)]
+    assert sorted(listed) == ["a", "b", "bikes_000", "c"]
