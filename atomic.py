@@ -11,6 +11,10 @@ def atomic_output(path):
     so that a crash never leaves a half-written file where a good one was."""
     path = Path(path)
     tmp = path.with_name(f".tmp{os.getpid()}.{path.name}")  # keeps the suffixes writers look at
+    try:  # made now, empty: a folder that cannot be written in is found before the work that fills it
+        tmp.touch()
+    except OSError as error:
+        raise OSError(f"{path}: cannot write there ({error.strerror})") from None
     try:
         yield tmp
         os.replace(tmp, path)

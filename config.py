@@ -5,6 +5,7 @@ YAML file (read with `yaml.safe_load`), then `section.key=value` overrides from 
 Unknown keys are errors, so a typo never silently falls back to a default.
 """
 import copy
+import errno
 import math
 import re
 import signal
@@ -398,18 +399,23 @@ def _stop(signum, frame):
     raise stop
 
 
+# Errors that say what state the machine is in, wherever they are raised: not bugs.
+MACHINE_STATES = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
+
+
 def run_script(main):
     """Run a script's main(). An error the project raised on purpose (a bad file, value or key: its
-    message names the culprit and what to do) prints that one line and exits with status 2; an
-    error raised anywhere else is a bug and keeps its traceback. A kill (SIGTERM) unwinds like
-    Ctrl-C, so temporary outputs are removed and ffmpeg is stopped instead of left writing."""
+    message names the culprit and what to do), or a full disk or a folder this user cannot write,
+    prints that one line and exits with status 2; an error raised anywhere else is a bug and keeps
+    its traceback. A kill (SIGTERM) unwinds like Ctrl-C, so temporary outputs are removed and
+    ffmpeg is stopped instead of left writing."""
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     try:
         return main()
     except (ValueError, OSError, KeyError) as error:
         raised_in = Path(traceback.extract_tb(error.__traceback__)[-1].filename).resolve().parent
-        if raised_in != Path(__file__).resolve().parent:
+        if raised_in != Path(__file__).resolve().parent and getattr(error, "errno", None) not in MACHINE_STATES:
             raise
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"error: {message}", file=sys.stderr)

@@ -56,12 +56,6 @@ class VideoWriter:
 
     def __enter__(self):
         self._tmp = self._stack.enter_context(atomic_output(self.path))
-        try:  # ffmpeg opens it only at the first frame: a folder it cannot write in is found now, before any work
-            self._tmp.touch()
-        except OSError as error:
-            with contextlib.suppress(OSError):  # removing what was never made can fail the same way
-                self._stack.close()
-            raise OSError(f"{self.path}: cannot write there ({error.strerror})") from None
         return self
 
     def write(self, frames):

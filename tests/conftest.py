@@ -1,4 +1,5 @@
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -21,3 +22,12 @@ def tiny_cfg(tmp_path):
         "synthesis.height=32",
         "synthesis.width=48",
     ])
+
+
+@pytest.fixture
+def run_script():
+    """config.run_script, with this process's signal handlers put back after the test."""
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    yield config.run_script
+    for s, handler in handlers.items():
+        signal.signal(s, handler)

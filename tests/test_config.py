@@ -1,4 +1,6 @@
 """config.py: every value that would fail later is named before any work starts."""
+import errno
+
 import pytest
 
 import config
@@ -49,3 +51,15 @@ def test_bad_values_are_named(override, message):
 def test_exponents_without_a_dot_are_numbers():
     assert config.load_config(overrides=["data.ratio=1e-5"])["data"]["ratio"] == pytest.approx(1e-5)
     assert config.load_config(overrides=["data.ratio=200"])["data"]["ratio"] == 200
+
+
+def test_a_full_disk_is_one_line_wherever_it_is_raised_and_a_bug_keeps_its_traceback(run_script, capsys):
+    def write(error):  # stands for a library's own write (numpy, h5py, pathlib): raised outside the project
+        raise error
+
+    with pytest.raises(SystemExit) as exited:
+        run_script(lambda: write(OSError(errno.ENOSPC, "No space left on device", "best.weights.h5")))
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines() == ["error: [Errno 28] No space left on device: 'best.weights.h5'"]
+    with pytest.raises(FileNotFoundError):
+        run_script(lambda: write(FileNotFoundError(errno.ENOENT, "No such file or directory", "x")))

@@ -163,17 +163,7 @@ def test_batches_are_cut_ahead_in_the_plans_order(monkeypatch):
     assert seconds < 10 * 0.04 + 0.2, seconds  # in series: 10 * (0.04 + 0.04) = 0.8 s
 
 
-def run_script(main):
-    """config.run_script(main), leaving this process's signal handlers as they were."""
-    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        return config.run_script(main)
-    finally:
-        for s, handler in handlers.items():
-            signal.signal(s, handler)
-
-
-def test_a_damaged_packed_clip_is_one_line_that_names_it(tiny_data, tmp_path, capsys):  # noqa: F811
+def test_a_damaged_packed_clip_is_one_line_that_names_it(tiny_data, tmp_path, capsys, run_script):  # noqa: F811
     device_data.pack(config.load_config(overrides=tiny_data), tmp_path / "packed")
     video = sorted((tmp_path / "packed").glob("*.mp4"))[0]
     video.write_bytes(video.read_bytes()[:100])
@@ -184,7 +174,7 @@ def test_a_damaged_packed_clip_is_one_line_that_names_it(tiny_data, tmp_path, ca
 
 
 @pytest.mark.parametrize("signum, stopped", [(signal.SIGTERM, SystemExit), (signal.SIGINT, KeyboardInterrupt)])
-def test_a_kill_that_keras_swallowed_is_raised_again_at_the_next_batch(monkeypatch, signum, stopped):
+def test_a_kill_that_keras_swallowed_is_raised_again_at_the_next_batch(monkeypatch, signum, stopped, run_script):
     def main():
         try:
             signal.raise_signal(signum)
