@@ -7,7 +7,10 @@
    depth 3, 32 channels, fed from memory; GFLOP/s from network.forward_flops (x3 for a training
    step), against this machine's own float32 and bfloat16 matmul rates; and, in the precision
    `auto` picks, with the original's zero time padding instead of replicated end frames
-   (`training_compute_zero_time_padding_ratio`): what the replication costs;
+   (`training_compute_zero_time_padding_ratio`): what the replication costs; and, where oneDNN
+   runs them (a CPU), the step's convolutions alone by oneDNN's own timings, one op at a time
+   (`training_conv_*`): GFLOP/s forward, backward to the data and to the weights, and their ratio
+   to the matmul rate with nothing else in the step, the most the step could reach;
 3. training end to end: the same step fed by the real tf.data pipeline from npy files on disk,
    with augmentation, against (2);
 4. inference end to end: a 200-frame clip of 340x620 output, from the npy file through
@@ -34,6 +37,7 @@ import importlib.util
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import statistics
@@ -120,18 +124,69 @@ def make_dataset(root, size):
     return data.open_list(Path(root) / "file_list", data_cfg) + data.open_list(Path(root) / "valid_list", data_cfg)
 
 
-def training_seconds(cfg, batches, runs):
-    """Median seconds of one compiled training step, fed from `batches` (an iterator)."""
+def training_step(cfg, batches):
+    """One compiled training step of the configured model, fed from `batches` (an iterator)."""
     model = train.build_enhancer(cfg, losses.make_loss(cfg["loss"]), steps_per_epoch=1000)
     model.make_train_function()
-    return median_seconds(lambda: float(model.train_function(batches)["loss"]), runs, warmup=2)
+    return lambda: float(model.train_function(batches)["loss"])
+
+
+def training_seconds(cfg, batches, runs):
+    """Median seconds of one compiled training step."""
+    return median_seconds(training_step(cfg, batches), runs, warmup=2)
+
+
+def batches_from_memory(size):
+    """The same random crop and ground truth, again and again: the step without its input pipeline."""
+    frames, height, width = SIZES[size]["crop"]
+    batch = (tf.random.uniform((1, frames, height, width, 4)), tf.random.uniform((1, frames, 2 * height, 2 * width, 3)))
+    return iter(tf.data.Dataset.from_tensors(batch).repeat())
+
+
+# oneDNN's verbose record of one executed convolution: its direction, its shape, its milliseconds.
+ONEDNN_CONV = re.compile(r"^onednn_verbose,.*,exec,cpu,convolution,[^,]*,(\w+),.*?"
+                         r"mb(\d+)_ic(\d+)oc(\d+)_(?:id\d+od(\d+)kd(\d+)\D.*?)?ih\d+oh(\d+)kh(\d+)\D.*?"
+                         r"iw\d+ow(\d+)kw(\d+)\D.*,([\d.]+)$")
+
+
+def onednn_convolutions(lines, steps):
+    """{direction: (seconds, GFLOP) per step} of the convolutions in oneDNN's verbose output of
+    `steps` training steps. Every tap counts, as in forward_flops, padded ones included."""
+    totals = {}
+    for line in lines:
+        match = ONEDNN_CONV.match(line)
+        if match:
+            direction, *shape, milliseconds = match.groups()
+            mb, ic, oc, od, kd, oh, kh, ow, kw = (int(n) if n else 1 for n in shape)
+            seconds, gflop = totals.get(direction, (0.0, 0.0))
+            totals[direction] = (seconds + float(milliseconds) / 1e3 / steps,
+                                 gflop + 2 * mb * ic * oc * od * kd * oh * kh * ow * kw / 1e9 / steps)
+    return totals
+
+
+def bench_convolutions(size, runs, limit):
+    """The training step's convolutions alone, from oneDNN's own timings (ONEDNN_VERBOSE, in a
+    child process): GFLOP/s per direction, and their ratio to the matmul rate with nothing else in
+    the step, the most the step could reach. Empty where oneDNN runs no convolutions (a GPU)."""
+    steps = runs + 2
+    done = subprocess.run([sys.executable, __file__, "--child", size, "onednn", str(steps)], capture_output=True,
+                          text=True, env={**os.environ, "ONEDNN_VERBOSE": "1"})
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark child (oneDNN) failed:\n{done.stderr[-3000:]}")
+    totals = onednn_convolutions(done.stdout.splitlines(), steps)
+    if not totals:
+        return {}
+    results = {f"training_conv_{direction}_gflops": gflop / seconds for direction, (seconds, gflop) in totals.items()}
+    seconds, gflop = (sum(values) for values in zip(*totals.values()))
+    results["training_conv_s"] = seconds
+    results["training_conv_ratio"] = gflop / seconds / limit
+    return results
 
 
 def bench_training(size, runs, roofline, root):
     frames, height, width = SIZES[size]["crop"]
     flops = 3 * network.forward_flops(bench_config(size)["model"], frames, height, width)
-    batch = (tf.random.uniform((1, frames, height, width, 4)), tf.random.uniform((1, frames, 2 * height, 2 * width, 3)))
-    from_memory = iter(tf.data.Dataset.from_tensors(batch).repeat())
+    from_memory = batches_from_memory(size)
     results = {"training_step_gflop": flops / 1e9}
     for precision, limit in (("f32", roofline["matmul_f32_gflops"]), ("bf16", roofline["matmul_bf16_gflops"])):
         cfg = bench_config(size, f"model.precision={POLICIES[precision]}")
@@ -150,6 +205,7 @@ def bench_training(size, runs, roofline, root):
     from_disk = iter(train.training_dataset(clips, plan, cfg["train"], cfg["test"]["mirror_frames"]).repeat())
     results["training_end_to_end_s"] = training_seconds(cfg, from_disk, runs)  # precision: auto
     results["training_end_to_end_ratio"] = results["training_end_to_end_s"] / results[f"training_compute_{chosen}_s"]
+    results.update(bench_convolutions(size, runs, roofline[f"matmul_{chosen}_gflops"]))
     return results
 
 
@@ -312,10 +368,19 @@ def peak_memory_gib(*child_args):
 
 def child(args):
     """Run one memory measurement and print this process's peak resident memory (kB); or, for
-    `torch`, print PyTorch's step times as JSON."""
+    `torch`, print PyTorch's step times as JSON; or, for `onednn`, run training steps (precision:
+    auto) for oneDNN's verbose output."""
     size, kind, *paths = args.child
     if kind == "torch":
         return print(json.dumps(torch_step_seconds(size, int(paths[0]))))
+    if kind == "onednn":  # STEPS
+        # One op at a time: side by side, a layer's two backward convolutions share the cores and
+        # each would read slower than it runs.
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        step = training_step(bench_config(size), batches_from_memory(size))
+        for _ in range(int(paths[0])):
+            step()
+        return
     if kind == "infer":  # CLIP OUTPUT [SECTION.KEY=VALUE ...]
         enhance_file(bench_config(size, *paths[2:]), paths[0], Path(paths[1]), size)()
     else:

@@ -24,7 +24,8 @@ def test_quick_benchmark_writes_well_formed_json(tmp_path):
     for key in without_torch + ["matmul_f32_gflops", "matmul_bf16_gflops", "inference_f32_fps",
                                 "training_step_gflop", "training_compute_zero_time_padding_ratio",
                                 "inference_long_peak_memory_gib",
-                                "inference_long_same_window_peak_memory_gib"]:
+                                "inference_long_same_window_peak_memory_gib",
+                                "training_conv_backward_weights_gflops", "training_conv_ratio"]:  # oneDNN's own timings
         assert isinstance(results[key], float) and math.isfinite(results[key]) and results[key] > 0, key
     report = benchmark.report(results)
     assert "training_compute_f32_ratio" in report
@@ -45,6 +46,26 @@ def test_the_model_alone_is_timed_on_the_calls_the_tiling_makes():
     assert benchmark.network_calls(1, 170, 620, {**test_cfg, "photo_self_ensemble": 16}, 16) == (16, (1, 176, 336))
     assert benchmark.network_calls(3, 170, 620, test_cfg, 16) == (2, (7, 176, 336))
     assert benchmark.network_calls(3, 170, 620, {**test_cfg, "self_ensemble": 16}, 16) == (32, (7, 176, 336))
+
+
+def test_onednn_convolutions_are_read_from_its_verbose_lines():
+    """oneDNN's exec records (its verbose format in TensorFlow 2.21), a 3D and a 2D convolution;
+    other primitives and creation records do not count."""
+    fields = "src:bf16::blocked:acdeb::f0 wei:bf16:a:blocked:ABcde16b16a::f0,,alg:convolution_direct"
+    lines = [
+        f"onednn_verbose,v1,primitive,exec,cpu,convolution,jit_bf16:avx512_core_bf16,backward_weights,{fields},"
+        "mb1_ic32oc32_id18od16kd3sd1dd0pd0_ih130oh128kh3sh1dh0ph0_iw130ow128kw3sw1dw0pw0,66.5",
+        f"onednn_verbose,v1,primitive,create:cache_miss,cpu,convolution,jit_bf16:avx512_core_bf16,backward_weights,{fields},"
+        "mb1_ic32oc32_id18od16kd3sd1dd0pd0_ih130oh128kh3sh1dh0ph0_iw130ow128kw3sw1dw0pw0,0.1",
+        f"onednn_verbose,v1,primitive,exec,cpu,convolution,brg_conv_fwd:avx512_core_bf16,forward_training,{fields},"
+        "mb16_ic64oc64_ih64oh64kh3sh1dh0ph1_iw64ow64kw3sw1dw0pw1,10",
+        "onednn_verbose,v1,primitive,exec,cpu,reorder,jit:uni,undef,src:bf16::blocked:cdeba::f0,,,32x32x3x3x3,0.08",
+    ]
+    totals = benchmark.onednn_convolutions(lines * 2, steps=2)
+    assert totals.keys() == {"backward_weights", "forward_training"}
+    # 2 x batch x in x out channels x output voxels x kernel taps
+    assert totals["backward_weights"] == pytest.approx((0.0665, 2 * 32 * 32 * 16 * 128 * 128 * 27 / 1e9))
+    assert totals["forward_training"] == pytest.approx((0.010, 2 * 16 * 64 * 64 * 64 * 64 * 9 / 1e9))
 
 
 def test_report_judges_each_figure_against_its_target():
