@@ -234,10 +234,17 @@ SCORES = ("psnr", "ssim", "mse_mabd", "motion", "cast_r", "cast_g", "cast_b", "c
 
 
 def summarise(per_video):
-    """{video: {method: scores}} -> {method: mean scores over videos}."""
+    """{video: {method: scores}} -> {method: mean scores over videos}. A photo (a 1-frame clip) has
+    no change from frame to frame to score (MSE(MABD) and motion are NaN): those two are the mean
+    over the videos that have them, not NaN for the whole list."""
     methods = next(iter(per_video.values())).keys()
-    return {m: {k: float(np.mean([v[m][k] for v in per_video.values() if m in v])) for k in SCORES}
-            for m in methods}
+    return {m: {k: mean_defined([v[m][k] for v in per_video.values() if m in v]) for k in SCORES} for m in methods}
+
+
+def mean_defined(values):
+    """The mean of the values that are not NaN, or NaN where none is."""
+    defined = [value for value in values if not np.isnan(value)]
+    return float(np.mean(defined)) if defined else float("nan")
 
 
 def write_metrics(per_video, folder, made_with):

@@ -431,7 +431,13 @@ def test_metrics_name_the_photo_model_only_where_a_photo_was_enhanced(experiment
     for clips, named in (([clip], None), ([clip, photo], str(photo_weights))):
         folder = tmp_path / f"{len(clips)}_clips"
         test_script.evaluate(clips, cfg, weights, folder)
-        assert json.loads((folder / "metrics.json").read_text())["made_with"]["photo_weights"] == named
+        report = json.loads((folder / "metrics.json").read_text())
+        assert report["made_with"]["photo_weights"] == named
+        videos = report["videos"]
+        if "photo" in videos:  # no frame-to-frame change to score: the list's MSE(MABD) and motion are the video's
+            assert np.isnan(videos["photo"]["network"]["motion"])
+        for score in ("mse_mabd", "motion"):
+            assert report["overall"]["network"][score] == pytest.approx(videos["scene0"]["network"][score])
 
 
 def test_a_photo_model_for_other_input_is_refused(experiment, photo_model, tmp_path):
