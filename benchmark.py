@@ -10,7 +10,7 @@
    (`training_compute_zero_time_padding_ratio`): what the replication costs; and, where oneDNN
    runs them (a CPU), the step's convolutions alone by oneDNN's own timings, one op at a time
    (`training_conv_*`): GFLOP/s forward, backward to the data and to the weights, and their ratio
-   to the matmul rate with nothing else in the step, the most the step could reach;
+   to the matmul rate, which the step would reach if nothing but its convolutions took time;
 3. training end to end: the same step fed by the real tf.data pipeline from npy files on disk,
    with augmentation, against (2);
 4. inference end to end: a 200-frame clip of 340x620 output, from the npy file through
@@ -166,8 +166,9 @@ def onednn_convolutions(lines, steps):
 
 def bench_convolutions(size, runs, limit):
     """The training step's convolutions alone, from oneDNN's own timings (ONEDNN_VERBOSE, in a
-    child process): GFLOP/s per direction, and their ratio to the matmul rate with nothing else in
-    the step, the most the step could reach. Empty where oneDNN runs no convolutions (a GPU)."""
+    child process): GFLOP/s per direction, and their ratio to the matmul rate, which the step
+    would reach if nothing but its convolutions took time. Empty where oneDNN runs no
+    convolutions (a GPU)."""
     steps = runs + 2
     done = subprocess.run([sys.executable, __file__, "--child", size, "onednn", str(steps)], capture_output=True,
                           text=True, env={**os.environ, "ONEDNN_VERBOSE": "1"})
