@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import rawpy
+from tqdm import tqdm
 
 import config
 from data import packed_from_mosaic
@@ -126,7 +127,9 @@ class RawFolder:
         if not paths:
             raise FileNotFoundError(f"{folder}: no camera raw files ({', '.join(sorted(RAW_SUFFIXES))})")
         self.meta, times = None, []
-        for path in paths:  # check every frame up front: a mismatch found mid-video wastes the run
+        # Every frame is checked up front (a mismatch found mid-video would waste the run); reading
+        # the metadata decodes the frame, a while for a long burst, hence the bar after 2 s.
+        for path in tqdm(paths, desc=f"{folder.name}: checking frames", unit="frame", delay=2):
             with _open(path) as raw:
                 meta = frame_meta(raw, path)
                 times.append(capture_time(raw))
