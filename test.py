@@ -221,8 +221,10 @@ def enhance_clip(clip, enhancer, cfg, output, compare=False, sheet=False, save_n
                     comparison.write(side_by_side)
                 sheet_rows += [side_by_side[i - start] for i in sorted(sheet_frames) if start <= i < stop]
     if sheet:
-        with atomic_output(output.with_name(f"{output.stem}_sheet.png")) as tmp:
-            cv2.imwrite(str(tmp), cv2.cvtColor(np.concatenate(sheet_rows, axis=0), cv2.COLOR_RGB2BGR))
+        sheet_path = output.with_name(f"{output.stem}_sheet.png")
+        with atomic_output(sheet_path) as tmp:
+            if not cv2.imwrite(str(tmp), cv2.cvtColor(np.concatenate(sheet_rows, axis=0), cv2.COLOR_RGB2BGR)):
+                raise OSError(f"{sheet_path}: OpenCV could not write it")  # it says so only by returning False
     return {name: s.result() for name, s in scores.items()} if has_gt else None
 
 

@@ -86,6 +86,8 @@ class VideoWriter:
         return self._stack.__exit__(*error)
 
     def _check(self):
+        if not self.frames:  # the file atomic_output made is still empty
+            raise OSError(f"{self.path}: no frames were given; nothing was written under that name")
         written = count_frames(self._tmp)
         if written != self.frames:
             raise OSError(f"{self.path}: ffmpeg wrote {written} of {self.frames} frames (is the disk full?); "

@@ -153,6 +153,14 @@ def test_zero_color_matrix_falls_back_to_rgb_xyz_matrix(tmp_path):
     np.testing.assert_allclose(meta["ccm"], np.linalg.inv(CAMERA_MIX), atol=1e-9)
 
 
+def test_a_sheet_opencv_failed_to_write_is_an_error_not_an_empty_file(experiment, tmp_path, monkeypatch):
+    root, folders = experiment
+    monkeypatch.setattr(test_script.cv2, "imwrite", lambda path, image: False)  # its only sign of failure
+    with pytest.raises(OSError, match="out_sheet.png: OpenCV could not write it"):
+        run(folders, "--input", str(root / "train_he" / "scene1.npy"), "--output", str(tmp_path / "out.mp4"), "--sheet")
+    assert not (tmp_path / "out_sheet.png").exists()
+
+
 def test_raw_folder_through_test_py(experiment, tmp_path):
     root, folders = experiment
     for i in range(4):

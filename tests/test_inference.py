@@ -240,6 +240,10 @@ def test_failed_write_leaves_no_video(tmp_path):
             writer.write(np.zeros((2, 16, 16, 3), np.uint8))
             raise RuntimeError("crash")
     assert list(tmp_path.iterdir()) == []
+    with pytest.raises(OSError, match="empty.mp4: no frames were given"):
+        with VideoWriter(tmp_path / "empty.mp4", 25):
+            pass
+    assert list(tmp_path.iterdir()) == []
     write_video(tmp_path / "ok.mp4", np.zeros((2, 16, 16, 3), np.uint8), 25)
     assert [p.name for p in tmp_path.iterdir()] == ["ok.mp4"]
 
