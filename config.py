@@ -385,6 +385,9 @@ def validate(cfg):
         raise ValueError(f"test.photo_weights must be a weights file, shipped or null, got {test['photo_weights']!r}")
     if test["checkpoint"] not in ("best", "last"):
         raise ValueError(f"test.checkpoint must be best or last, got {test['checkpoint']!r}")
+    if 2 * train["crop_size"] < 11:  # else validation fails after the first epoch, or scores an empty window
+        raise ValueError(f"train.crop_size must be at least 6: validation scores SSIM with an 11-pixel window on "
+                         f"the ground truth, twice the crop; got {train['crop_size']}")
     if cfg["loss"]["ms_ssim"] and 2 * train["crop_size"] < 161:
         raise ValueError(f"loss.ms_ssim needs ground-truth crops of at least 161 pixels, "
                          f"train.crop_size {train['crop_size']} gives {2 * train['crop_size']}")

@@ -18,6 +18,7 @@ import config
     # YAML's true / yes are booleans, which Python would count as the integer 1
     ("test.mirror_frames=yes", "test.mirror_frames must be an integer >= 0, got True"),
     ("train.crop_frames=true", "train.crop_frames must be an integer >= 1, got True"),
+    ("train.crop_size=5", "train.crop_size must be at least 6: validation scores SSIM with an 11-pixel window"),
     ("test.tile_frames=abc", "test.tile_frames must be an integer >= 1, got 'abc'"),
     ("test.overlap_size=null", "test.overlap_size must be an integer >= 0, got None"),
     ("synthesis.height=abc", "synthesis.height must be an integer >= 2"),
