@@ -22,6 +22,11 @@ import config
 # The sidecar's keys that data.py and test.py read, and synthesis.py's own record of its draws.
 SIDECAR_KEYS = ("black_level", "white_level", "cfa", "ratio", "fps", "wb_gains", "ccm",
                 "source", "simulation", "scene")
+# Other names a sidecar written by hand, or from rawpy's attributes, may give a key: kept as notes,
+# they would silently drop the white balance, the colour matrix or the frame rate.
+SIDECAR_SYNONYMS = {"camera_whitebalance": "wb_gains", "white_balance": "wb_gains", "color_matrix": "ccm",
+                    "colour_matrix": "ccm", "black_level_per_channel": "black_level", "raw_pattern": "cfa",
+                    "frame_rate": "fps", "framerate": "fps", "exposure_ratio": "ratio"}
 HE_BINS = 65536  # the original's histogram equalisation: 2**16 bins from the clip's min to max
 
 
@@ -124,9 +129,9 @@ def load_sidecar(input_path):
     if not isinstance(meta, dict):
         raise ValueError(f"{path}: expected a JSON object, got {type(meta).__name__}")
     for key in meta.keys() - set(SIDECAR_KEYS):  # other keys are the user's own notes; a near miss is a typo
-        close = difflib.get_close_matches(key, SIDECAR_KEYS, n=1, cutoff=0.8)
-        if close:
-            raise ValueError(f"{path}: unknown key {key!r}: did you mean {close[0]!r}?")
+        meant = SIDECAR_SYNONYMS.get(key) or next(iter(difflib.get_close_matches(key, SIDECAR_KEYS, n=1, cutoff=0.8)), None)
+        if meant:
+            raise ValueError(f"{path}: unknown key {key!r}: did you mean {meant!r}?")
     if "cfa" in meta and meta["cfa"] != config.CFA:
         raise ValueError(f"{path}: the packed input must be in {config.CFA} order, the sidecar says {meta['cfa']!r}")
     if "fps" in meta:  # checked here, whatever the normalisation: the mp4's frame rate is made of it

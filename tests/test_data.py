@@ -200,6 +200,10 @@ BAD_SIDECARS = [
     # Misspelt, the white balance would silently be 1, 1, 1 and the black level the config's.
     ({"wb_gain": [2, 1, 1.5]}, "unknown key 'wb_gain': did you mean 'wb_gains'?"),
     ({"blacklevel": 256}, "unknown key 'blacklevel': did you mean 'black_level'?"),
+    # rawpy's names for two of them, and a frame rate spelt out: too far apart for a typo.
+    ({"color_matrix": np.eye(3).tolist()}, "unknown key 'color_matrix': did you mean 'ccm'?"),
+    ({"camera_whitebalance": [2, 1, 1.5, 0]}, "unknown key 'camera_whitebalance': did you mean 'wb_gains'?"),
+    ({"frame_rate": 30}, "unknown key 'frame_rate': did you mean 'fps'?"),
 ]
 
 
