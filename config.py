@@ -403,7 +403,7 @@ def _stop(signum, frame):
 
 
 # Errors that say what state the machine is in, wherever they are raised: not bugs.
-MACHINE_STATES = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
+MACHINE_STATES = {errno.ENOSPC, errno.EROFS, errno.EACCES}
 
 
 def run_script(main):
