@@ -90,10 +90,14 @@ def auto_precision(size):
     return {policy: name for name, policy in POLICIES.items()}[network.dtype_policy(bench_config(size)["model"])]
 
 
-def median_seconds(run, runs, warmup=1):
-    """Median wall time of `run()` over `runs` calls, after `warmup` untimed ones."""
+def timed_seconds(run, runs, warmup=1):
+    """Wall times of `runs` calls of `run()`, after `warmup` untimed ones."""
     timeit.repeat(run, number=1, repeat=warmup)
-    return statistics.median(timeit.repeat(run, number=1, repeat=runs))
+    return timeit.repeat(run, number=1, repeat=runs)
+
+
+def median_seconds(run, runs, warmup=1):
+    return statistics.median(timed_seconds(run, runs, warmup))
 
 
 ROOFLINE_RUNS = 10  # at least
@@ -106,8 +110,7 @@ def matmul_gflops(n, dtype, runs):
     a = tf.cast(tf.random.normal((n, n)), dtype)
     b = tf.cast(tf.random.normal((n, n)), dtype)
     matmul = tf.function(lambda: tf.matmul(a, b))
-    matmul().numpy()  # warm-up
-    return 2 * n**3 / min(timeit.repeat(lambda: matmul().numpy(), number=1, repeat=max(runs, ROOFLINE_RUNS))) / 1e9
+    return 2 * n**3 / min(timed_seconds(lambda: matmul().numpy(), max(runs, ROOFLINE_RUNS))) / 1e9
 
 
 def bench_config(size, *extra, root=None):
