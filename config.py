@@ -198,6 +198,7 @@ MAPPING_VALUES = {("loss", "terms")}  # mappings that an override replaces whole
 LOSS_TERMS = ("cast", "l1", "region", "structure", "vgg")
 DEPTHS = (2, 3, 4)
 LEAKY_SLOPE = 0.2  # leaky ReLU of every conv, as in the original
+SSIM_WINDOW = 11  # pixels: the Gaussian window of SSIM, in the loss and in every score
 
 
 NORMALIZATIONS = ("he", "linear")
@@ -385,9 +386,9 @@ def validate(cfg):
         raise ValueError(f"test.photo_weights must be a weights file, shipped or null, got {test['photo_weights']!r}")
     if test["checkpoint"] not in ("best", "last"):
         raise ValueError(f"test.checkpoint must be best or last, got {test['checkpoint']!r}")
-    if 2 * train["crop_size"] < 11:  # else validation fails after the first epoch, or scores an empty window
-        raise ValueError(f"train.crop_size must be at least 6: validation scores SSIM with an 11-pixel window on "
-                         f"the ground truth, twice the crop; got {train['crop_size']}")
+    if 2 * train["crop_size"] < SSIM_WINDOW:  # else validation fails after the first epoch, or scores an empty window
+        raise ValueError(f"train.crop_size must be at least {(SSIM_WINDOW + 1) // 2}: validation scores SSIM with an "
+                         f"{SSIM_WINDOW}-pixel window on the ground truth, twice the crop; got {train['crop_size']}")
     if cfg["loss"]["ms_ssim"] and 2 * train["crop_size"] < 161:
         raise ValueError(f"loss.ms_ssim needs ground-truth crops of at least 161 pixels, "
                          f"train.crop_size {train['crop_size']} gives {2 * train['crop_size']}")

@@ -16,7 +16,7 @@ from keras import ops
 
 import config
 
-SSIM = {"max_val": 1.0, "filter_size": 11, "filter_sigma": 1.5, "k1": 0.01, "k2": 0.03}
+SSIM = {"max_val": 1.0, "filter_size": config.SSIM_WINDOW, "filter_sigma": 1.5, "k1": 0.01, "k2": 0.03}
 LUMA = (0.2126, 0.7152, 0.0722)  # BT.709, also the brightness of the MABD metric
 VGG_LAYERS = ("block1_conv2", "block2_conv2", "block3_conv2", "block4_conv2")  # relu1_2 ... relu4_2
 VGG_WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"  # Keras' own name for it
