@@ -12,8 +12,12 @@ another precision or device) stops, naming them. Over a finished run it stops un
 backup, log and best score.
 """
 import argparse
+import contextlib
+import fcntl
 import json
+import os
 import shutil
+import sys
 from pathlib import Path
 
 import keras
@@ -217,6 +221,9 @@ def changed_settings(saved, cfg):
             if before.get(key) != now.get(key) and not resume_may_change(key, cfg)]
 
 
+LOCK_FILE = "train.lock"
+
+
 def start_or_resume(folder, cfg, restart):
     """Say what this run does, first: resume the unfinished run in `folder` (its backup), start a
     new one, or, only with `restart`, start over an earlier one, whose backup, log and best score
@@ -232,6 +239,9 @@ def start_or_resume(folder, cfg, restart):
             raise ValueError(f"{folder} is an unfinished run (after epoch {done}) with other settings "
                              f"({'; '.join(changed)}): rerun it with the settings it began with (train.epochs "
                              "may change), or pass --restart to train it again from scratch")
+        if done >= cfg["train"]["epochs"]:
+            raise ValueError(f"{folder} is an unfinished run that has already trained {done} epochs, and train.epochs "
+                             f"is {cfg['train']['epochs']}: give a larger train.epochs to go on")
         print(f"resuming {cfg['experiment']} after epoch {done} of {cfg['train']['epochs']} ({folder})")
         return
     earlier = [folder / name for name in ("log.csv", "best.json") if (folder / name).exists()]
@@ -266,7 +276,33 @@ def train(cfg, extra_callbacks=(), verbose="auto", restart=False):
         network.load_initial_weights(model.generator, cfg["model"], train_cfg["init_weights"])
 
     folder = experiment_folder(cfg, strategy)
-    start_or_resume(folder, cfg, restart)
+    with one_writer(folder):
+        start_or_resume(folder, cfg, restart)
+        return fit(model, cfg, folder, train_clips, valid_clips, plan, extra_callbacks, verbose)
+
+
+@contextlib.contextmanager
+def one_writer(folder):
+    """Hold the experiment folder's lock (an flock on LOCK_FILE, which the system releases when the
+    process ends, a kill included): a second train.py of the same experiment stops at once instead
+    of writing the same checkpoints."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK_FILE, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            raise ValueError(f"{folder}: another train.py is training this experiment now (PID {lock.read().strip() or '?'}); "
+                             "wait for it to finish, or set another experiment") from None
+        lock.truncate(0)
+        lock.write(str(os.getpid()))
+        lock.flush()
+        yield
+
+
+def fit(model, cfg, folder, train_clips, valid_clips, plan, extra_callbacks, verbose):
+    """model.fit with the standard callbacks, every file in `folder`."""
+    train_cfg = cfg["train"]
     policy, why = network.resolve_precision(cfg["model"])
     print(f"precision: {policy} ({why})")
     valid_packed, valid_gt = crops.validation_arrays(valid_clips, train_cfg)
@@ -294,7 +330,8 @@ def main(argv=None):
     config.add_arguments(parser)
     args = parser.parse_args(argv)
     cfg = config.from_args(args)
-    history = train(cfg, restart=args.restart)
+    # One line an epoch where the output goes to a file: the progress bar would fill it with carriage returns.
+    history = train(cfg, restart=args.restart, verbose="auto" if sys.stdout.isatty() else 2)
     last = {k: round(v[-1], 4) for k, v in history.history.items() if k.startswith("val_")}
     print(f"validation after the last epoch: {last}")
     print(f"weights, logs and previews: {experiment_folder(cfg)}")

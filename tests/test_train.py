@@ -444,3 +444,29 @@ def test_learning_rate_warms_up_linearly_then_drops():
     np.testing.assert_allclose(rates, [0.1, 0.2, 0.3, 0.4, 0.4, 0.4, 0.4, 0.2], rtol=1e-6)
     no_warmup = callbacks.learning_rate({**train_cfg, "warmup_steps": 0}, steps_per_epoch=10)
     assert float(no_warmup(0)) == pytest.approx(0.4)
+
+
+def test_a_second_train_py_of_a_running_experiment_stops_at_once(tiny_data, tmp_path):
+    """While one process trains an experiment (it holds the folder's lock), train() of the same
+    experiment stops with one line, before writing anything; once that process is killed (kill -9
+    runs no clean-up), the lock is free again."""
+    folder = tmp_path / "busy"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        sys.path.insert(0, {str(Path(train.__file__).parent)!r})
+        import train
+        with train.one_writer(Path({str(folder)!r})):
+            print("holding", flush=True)
+            time.sleep(120)
+        """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        with pytest.raises(ValueError, match=rf"another train.py is training this experiment now \(PID {holder.pid}\)"):
+            train.train(tiny_cfg(tiny_data, tmp_path, "experiment=busy"), verbose=0)
+        assert sorted(p.name for p in folder.iterdir()) == [train.LOCK_FILE]
+    finally:
+        holder.kill()
+        holder.wait()
+    with train.one_writer(folder):
+        pass
