@@ -92,12 +92,15 @@ def log_linear(x, y):
 
 
 def parse_sets(items, what):
-    """ISO=PATH arguments -> {iso: [paths]}."""
+    """ISO=PATH arguments -> {iso: [paths]}. Flats may give several folders an ISO (one exposure
+    level each); bias frames one folder an ISO, as a second would be a mistake, not more frames."""
     sets = {}
     for item in items or ():
         iso, sep, path = item.partition("=")
         if not sep or not iso.strip().isdigit():
             raise ValueError(f"--{what} {item!r}: give ISO=FOLDER, e.g. 800=bias_800/")
+        if what == "bias" and int(iso) in sets:
+            raise ValueError(f"--bias {item!r}: ISO {int(iso)} is given twice; put its bias frames in one folder")
         sets.setdefault(int(iso), []).append(Path(path))
     return sets
 

@@ -2,6 +2,8 @@
 profile drives synthesis; bad inputs say what is wrong."""
 import json
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import yaml
@@ -88,6 +90,9 @@ def test_bad_calibration_inputs_say_what_is_wrong(tmp_path):
         calibrate.calibrate({800: [tmp_path / "bias.npy"]}, {800: [tmp_path / "saturated.npy"]})
     with pytest.raises(ValueError, match="give ISO=FOLDER"):
         calibrate.parse_sets(["bias/"], "bias")
+    with pytest.raises(ValueError, match="ISO 800 is given twice"):
+        calibrate.parse_sets(["800=a/", "800=b/"], "bias")
+    assert calibrate.parse_sets(["800=a/", "800=b/"], "flats") == {800: [Path("a/"), Path("b/")]}  # one level each
     with pytest.raises(FileNotFoundError, match="no such camera profile"):
         synthesis.load_profile(tmp_path / "missing.yaml")
 
