@@ -221,6 +221,11 @@ def load_weights(model, model_cfg, path, saved_model_cfg=None):
     """Load U-Net weights into `model`. A misfit names each setting that differs from the model that
     wrote them: `saved_model_cfg` (e.g. the config.yaml beside them), else what their kernels' shapes
     say, else Keras' own reason."""
+    try:  # cut short (a copy that stopped) or not weights at all: not the model's fault
+        h5py.File(path, "r").close()
+    except OSError as error:
+        raise ValueError(f"{path}: not a readable weights file, an HDF5 .weights.h5 as train.py saves ({error}); "
+                         "is it complete?") from None
     try:
         model.load_weights(path)
     except (ValueError, OSError) as error:

@@ -209,3 +209,14 @@ def test_the_hardware_that_runs_bf16_and_the_machine_in_words(monkeypatch, gpus,
     monkeypatch.setattr(network, "cpu_info", lambda: ("Xeon X", flags))
     assert network.bf16_hardware() == reason
     assert network.machine() == machine
+
+
+def test_a_weights_file_cut_short_says_so_instead_of_blaming_the_model(tmp_path):
+    """Issue 40 row 13: truncated weights were reported as "do not fit the configured model"."""
+    model_cfg = config.load_config(overrides=["model.depth=2", "model.base_channels=4"])["model"]
+    model = network.build_unet(model_cfg)
+    path = tmp_path / "best.weights.h5"
+    model.save_weights(path)
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(ValueError, match=r"best.weights.h5: not a readable weights file.*truncated file.*is it complete\?"):
+        network.load_weights(model, model_cfg, path)
