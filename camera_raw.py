@@ -18,8 +18,7 @@ from tqdm import tqdm
 import config
 from data import packed_from_mosaic
 
-RAW_SUFFIXES = {".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".raf", ".orf", ".rw2",
-                ".pef", ".srw", ".x3f", ".3fr", ".iiq", ".erf", ".mef", ".mos", ".kdc", ".dcr", ".raw"}
+
 
 
 def _open(path):
@@ -123,13 +122,13 @@ class RawFolder:
 
     def __init__(self, folder):
         folder = Path(folder)
-        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in RAW_SUFFIXES)
+        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in config.RAW_SUFFIXES)
         if not paths:
-            raise FileNotFoundError(f"{folder}: no camera raw files ({', '.join(sorted(RAW_SUFFIXES))})")
+            raise FileNotFoundError(f"{folder}: no camera raw files ({', '.join(sorted(config.RAW_SUFFIXES))})")
         self.meta, times = None, []
         # Every frame is checked up front (a mismatch found mid-video would waste the run); reading
         # the metadata decodes the frame, a while for a long burst, hence the bar after 2 s.
-        for path in tqdm(paths, desc=f"{folder.name}: checking frames", unit="frame", delay=2):
+        for path in tqdm(paths, desc=f"{folder.name}: checking frames", unit="frame", delay=2, disable=None):
             with _open(path) as raw:
                 meta = frame_meta(raw, path)
                 times.append(capture_time(raw))

@@ -1,12 +1,13 @@
 """The single source of defaults: data layout, sensor facts, synthesis ranges.
 
 Scripts read a configuration with `load_config(yaml_path, overrides)`: the defaults below, then a
-YAML file (read with `yaml.safe_load`), then `section.key=value` overrides from the command line.
+YAML file (read safely, a key given twice refused), then `section.key=value` overrides from the command line.
 Unknown keys are errors, so a typo never silently falls back to a default.
 """
 import copy
 import errno
 import math
+import os
 import re
 import signal
 import sys
@@ -15,14 +16,25 @@ from pathlib import Path
 
 import yaml
 
+# TensorFlow's start-up lines are not the scripts' output: this hides its CPU feature guard's two
+# (set before TensorFlow loads, which every script imports after this module; set the variable
+# yourself, to 0, to see them). Its oneDNN notice comes before it reads the variable, and stays.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 # Linear sRGB (D65) -> CIE XYZ: the camera colour matrices of raw files and synthesis are relative to it.
 SRGB_TO_XYZ = [[0.4124564, 0.3575761, 0.1804375],
                [0.2126729, 0.7151522, 0.0721750],
                [0.0193339, 0.1191920, 0.9503041]]
 
+LUMA = (0.2126, 0.7152, 0.0722)  # BT.709 luminance of linear RGB: the MABD metric's brightness, the region loss's
+
 # The colour filter array of the packed input, read row by row from the 2x2 Bayer block
 # [[G, B], [R, G]]. Packed channel k holds raw pixel (k // 2, k % 2) of every block.
 CFA = "GBRG"
+
+# File suffixes of camera raw frames (DNG and the makers' formats that rawpy / LibRaw reads).
+RAW_SUFFIXES = {".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".raf", ".orf", ".rw2",
+                ".pef", ".srw", ".x3f", ".3fr", ".iiq", ".erf", ".mef", ".mos", ".kdc", ".dcr", ".raw"}
 
 # Views that test.self_ensemble can average (views.py): 2 time directions x 8 flips and transposes.
 MAX_VIEWS = 16
@@ -44,7 +56,10 @@ DEFAULTS = {
         # `he`: the original's global histogram equalisation over the whole clip, then / 65535.
         # `linear`: (x - black) / (white - black) * ratio, then white balance (and colour matrix).
         "normalization": "linear",
-        "ratio": None,  # exposure ratio for `linear`; None takes it from the clip's sidecar
+        # Exposure ratio for `linear`; None takes it from the clip's sidecar (or, for a folder of camera
+        # raw frames, which has none, chooses it as `auto` does); `auto` chooses one per clip from its
+        # frames (data.auto_ratio), whatever the sidecar says.
+        "ratio": None,
         "apply_ccm": True,  # `linear` only: camera RGB -> linear sRGB with the sidecar's matrix
         # `linear` only. false keeps the read noise below the black level as negative values (as raw
         # denoising work does): clipping it at 0 lifts the mean of dark pixels, most in R and B.
@@ -151,9 +166,9 @@ DEFAULTS = {
         # one window more, 240 frames of work instead of 216).
         "mirror_frames": 8,
         "overlap_size": 32,  # packed pixels
-        # Scale each enhanced frame's R, G and B (in linear light) so that their means equal the
-        # input's (inference.anchor_colour): the network drifts in brightness and colour as a whole,
-        # the input's means do not. Linear input only (`he` input has no linear light).
+        # Scale each enhanced frame (in linear light), region by region, so that its means equal the
+        # input's (inference.anchor_colour): the network drifts in brightness and colour, the
+        # input's means over a region do not. Linear input only (`he` input has no linear light).
         "anchor_colour": True,
         # Views of each window enhanced and averaged (views.py): 1 is the window alone; up to 16
         # (2 time directions x 8 flips and transposes) lower the error, each costing one more pass.
@@ -197,6 +212,9 @@ TIME_PADDINGS = ("replicate", "zeros")
 MAPPING_VALUES = {("loss", "terms")}  # mappings that an override replaces whole, not key by key
 LOSS_TERMS = ("cast", "l1", "region", "structure", "vgg")
 DEPTHS = (2, 3, 4)
+FOLDER_SETTINGS = ("data.input_dir", "data.gt_dir", "data.lists_dir", "data.customized_dir", "data.downloads_dir",
+                   "train.checkpoint_root", "test.result_root")
+FPS_RANGE = (1, 1000)  # frames a second that a video may be written at
 LEAKY_SLOPE = 0.2  # leaky ReLU of every conv, as in the original
 SSIM_WINDOW = 11  # pixels: the Gaussian window of SSIM, in the loss and in every score
 
@@ -209,8 +227,9 @@ def load_config(yaml_path=None, overrides=(), base=None):
     YAML file, then `section.key=value` strings."""
     updates = [(base, "base configuration")] if base else []
     if yaml_path is not None:
-        with open(yaml_path) as f:
-            loaded = yaml.safe_load(f) or {}
+        if not Path(yaml_path).is_file():
+            raise FileNotFoundError(f"{yaml_path}: no such configuration file")
+        loaded = read_yaml(Path(yaml_path).read_text(), yaml_path) or {}
         if not isinstance(loaded, dict):
             raise ValueError(f"{yaml_path}: expected a mapping of sections, got {type(loaded).__name__}")
         updates.append((loaded, str(yaml_path)))
@@ -219,7 +238,7 @@ def load_config(yaml_path=None, overrides=(), base=None):
         if not sep:
             raise ValueError(f"override {item!r} is not of the form section.key=value")
         *sections, leaf = key.split(".")
-        value = yaml.safe_load(text)
+        value = read_yaml(text, f"override {item!r}")
         if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value):
             value = float(value)  # YAML 1.1 reads 1e-5 (no dot) as a string
         update = {leaf: value}
@@ -239,6 +258,30 @@ def load_config(yaml_path=None, overrides=(), base=None):
     cfg["experiment"] = cfg["experiment"] or preset
     validate(cfg)
     return cfg
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load's loader, except that a key given twice in one mapping is an error: PyYAML
+    keeps the last one without a word, so the first of two settings would silently not count."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"the key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(text, where):
+    """YAML text as Python values (safe: no object tags), every error one line naming `where`."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except yaml.YAMLError as error:
+        mark, problem = getattr(error, "problem_mark", None), getattr(error, "problem", None) or str(error)
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ValueError(f"{where}: not valid YAML ({at}{' '.join(problem.split())})") from None
 
 
 def _merge(cfg, update, where, path=()):
@@ -293,10 +336,12 @@ def _check_types(cfg):
     held_out = cfg["data"]["held_out"]
     if not isinstance(held_out, list) or not all(isinstance(n, str) and n for n in held_out):
         raise ValueError(f"data.held_out must be a list of clip-name prefixes, e.g. [bikes], got {held_out!r}")
-    for section, key in (("data", "ratio"), ("test", "fps")):
-        value = cfg[section][key]
-        if not (value is None and key == "ratio") and not (_number(value) and value > 0):
-            raise ValueError(f"{section}.{key} must be a positive number, got {value!r}")
+    ratio = cfg["data"]["ratio"]
+    if ratio not in (None, "auto") and not (_number(ratio) and ratio > 0):
+        raise ValueError(f"data.ratio must be a positive number, auto or null, got {ratio!r}")
+    fps = cfg["test"]["fps"]
+    if not (_number(fps) and FPS_RANGE[0] <= fps <= FPS_RANGE[1]):
+        raise ValueError(f"test.fps must be a number from {FPS_RANGE[0]} to {FPS_RANGE[1]} (players cannot show others), got {fps!r}")
     if cfg["train"]["clip_norm"] is not None and not (_number(cfg["train"]["clip_norm"]) and cfg["train"]["clip_norm"] > 0):
         raise ValueError(f"train.clip_norm must be a positive number or null, got {cfg['train']['clip_norm']!r}")
     ema = cfg["train"]["ema_momentum"]
@@ -343,6 +388,10 @@ def validate(cfg):
         raise ValueError(f"data.normalization must be one of {NORMALIZATIONS}, got {data['normalization']!r}")
     if not (_number(data["split_fraction"]) and 0 < data["split_fraction"] < 0.5):
         raise ValueError(f"data.split_fraction must be in (0, 0.5), got {data['split_fraction']!r}")
+    for dotted in FOLDER_SETTINGS:
+        section, key = dotted.split(".")
+        if not isinstance(cfg[section][key], str) or not cfg[section][key].strip():
+            raise ValueError(f"{dotted} must name a folder, got {cfg[section][key]!r}")
     for key in ("input_dir", "gt_dir", "customized_dir"):  # their paths go into the lists
         if len(str(data[key]).split()) != 1:
             raise ValueError(f"data.{key} {data[key]!r}: the file lists are space-separated, as the original's, so "
@@ -417,6 +466,10 @@ def run_script(main):
     signal.signal(signal.SIGINT, _stop)
     try:
         return main()
+    except KeyboardInterrupt:
+        print("stopped (Ctrl-C): files already complete are kept, unfinished ones removed; rerun the same command "
+              "to start again (train.py resumes from its last epoch)", file=sys.stderr)
+        raise SystemExit(128 + signal.SIGINT) from None
     except (ValueError, OSError, KeyError) as error:
         raised_in = Path(traceback.extract_tb(error.__traceback__)[-1].filename).resolve().parent
         if raised_in != Path(__file__).resolve().parent and getattr(error, "errno", None) not in MACHINE_STATES:

@@ -28,6 +28,13 @@ SIDECAR_SYNONYMS = {"camera_whitebalance": "wb_gains", "white_balance": "wb_gain
                     "colour_matrix": "ccm", "black_level_per_channel": "black_level", "raw_pattern": "cfa",
                     "frame_rate": "fps", "framerate": "fps", "exposure_ratio": "ratio"}
 HE_BINS = 65536  # the original's histogram equalisation: 2**16 bins from the clip's min to max
+# data.ratio=auto: the exposure that brings this percentile of a clip's brightness (its linear light,
+# downscaled AUTO_SCALE times so that the noise averages out) to AUTO_TARGET, over at most
+# AUTO_FRAMES frames spread across the clip: one ratio for the clip, so that it does not flicker.
+# AUTO_TARGET is the median of that percentile in the training list's clips at their true ratio
+# (python -m lab.auto_ratio measures it; see docs/testing.md).
+MIN_CCM_DETERMINANT = 1e-6  # below it a sidecar's colour matrix is taken as singular
+AUTO_PERCENTILE, AUTO_SCALE, AUTO_FRAMES, AUTO_TARGET = 99.0, 4, 8, 0.53
 
 
 def packed_from_mosaic(raw):
@@ -52,9 +59,28 @@ def channel_index(letter):
 # Files -> validated arrays
 
 
+def check_name(name, where):
+    """A clip's NAME (from a list, a folder or a sidecar) names its outputs, so it must be a plain
+    file name: no path separator, no `..`, no leading `.` (temporary and hidden files) and no
+    whitespace (the lists are space-separated). Else `../../0_data/gt_he/x` would write outside the
+    results folder, over a ground truth."""
+    if not name or name.startswith(".") or any(c in name for c in "/\\") or len(name.split()) != 1 or "\0" in name:
+        raise ValueError(f"{where}: clip name {name!r} must be a plain file name (no path separator, no spaces, "
+                         "not starting with '.')")
+    return name
+
+
+def clip_files(folder):
+    """The .npy files of a folder, sorted, without hidden and temporary ones (`.tmpPID.NAME.npy`,
+    left by a killed run)."""
+    return sorted(p for p in Path(folder).glob("*.npy") if not p.name.startswith("."))
+
+
 def load_npy(path, dtype, what):
     """Memory-map an npy file (never pickles) and check its dtype; errors name the file."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise ValueError(f"{path}: not a regular file ({what}): a folder or a device")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file ({what})")
     try:
@@ -135,7 +161,10 @@ def load_sidecar(input_path):
     if "cfa" in meta and meta["cfa"] != config.CFA:
         raise ValueError(f"{path}: the packed input must be in {config.CFA} order, the sidecar says {meta['cfa']!r}")
     if "fps" in meta:  # checked here, whatever the normalisation: the mp4's frame rate is made of it
-        sidecar_numbers(meta, "fps", [()], path, positive=True)
+        fps = sidecar_numbers(meta, "fps", [()], path, positive=True)
+        if not config.FPS_RANGE[0] <= fps <= config.FPS_RANGE[1]:
+            raise ValueError(f"{path}: fps must be between {config.FPS_RANGE[0]} and {config.FPS_RANGE[1]} frames a second "
+                             f"(players cannot show others), got {meta['fps']!r}")
     return meta
 
 
@@ -167,30 +196,32 @@ def linear_params(meta, data_cfg, where):
     missing = [key for key in ("black_level", "white_level") if meta is None or key not in meta]
     ratio = data_cfg["ratio"] if data_cfg["ratio"] is not None else (meta or {}).get("ratio")
     if missing or ratio is None:
-        if Path(where).is_dir():  # camera raw frames: levels come from the files, the ratio from the user
-            raise ValueError(f"{where}: give the exposure ratio of these frames with --ratio (test.py) or "
-                             "data.ratio, e.g. --ratio 100; or use data.normalization=he")
-        needs = missing + ([] if ratio is not None else ["ratio (or data.ratio in the config)"])
-        raise ValueError(f"{where}: linear normalisation needs {', '.join(needs)} from the sidecar "
-                         f"{sidecar_path(where)}; or use data.normalization=he")
+        needs = missing + ([] if ratio is not None else ["ratio (or --ratio R, data.ratio=R or data.ratio=auto)"])
+        raise ValueError(f"{where}: linear normalisation needs {', '.join(needs)} from the sidecar {sidecar_path(where)}")
     sidecar = sidecar_path(where)
     black = np.broadcast_to(sidecar_numbers(meta, "black_level", [(), (4,)], sidecar), (4,))
     white = sidecar_numbers(meta, "white_level", [()], sidecar)
-    if not white > black.max():
-        raise ValueError(f"{sidecar}: white_level {float(white)} must be above black_level {black.tolist()}")
+    container = np.iinfo(np.uint16).max  # the packed input's
+    if not (black.min() >= 0 and black.max() < white <= container):
+        raise ValueError(f"{sidecar}: levels must satisfy 0 <= black_level < white_level <= {container} (the uint16 "
+                         f"container), got black_level {black.tolist()} and white_level {float(white)}")
     if data_cfg["ratio"] is None:
         ratio = sidecar_numbers(meta, "ratio", [()], sidecar, positive=True)
     wb = sidecar_numbers({"wb_gains": [1.0, 1.0, 1.0], **meta}, "wb_gains", [(3,)], sidecar, positive=True)
     gains = np.array([dict(zip("RGB", wb))[c] for c in config.CFA], np.float32) * ratio / (white - black)
     ccm = sidecar_numbers(meta, "ccm", [(3, 3)], sidecar) if data_cfg["apply_ccm"] and "ccm" in meta else None
+    if ccm is not None and not abs(np.linalg.det(ccm.astype(np.float64))) > MIN_CCM_DETERMINANT:
+        raise ValueError(f"{sidecar}: ccm {ccm.tolist()} is singular (it would map colours to black or to a line); "
+                         "a camera's colour matrix is invertible, its rows summing to about 1")
     return black, gains, ccm
 
 
 def sidecar_numbers(meta, key, shapes, sidecar, positive=False):
-    """meta[key] as float32 of one of `shapes`, finite (and positive): else an error naming the file."""
+    """meta[key] as float32 of one of `shapes`, finite (and positive): else an error naming the file.
+    JSON numbers only: `true` or "256" would be read as 1 and 256 by numpy."""
     value = meta[key]
     try:
-        array = np.asarray(value, np.float32)
+        array = np.asarray(value, np.float32) if np.asarray(value).dtype.kind in "iuf" else None
     except (TypeError, ValueError):
         array = None
     if array is None or array.shape not in shapes or not np.isfinite(array).all() or (positive and not (array > 0).all()):
@@ -229,6 +260,29 @@ def make_linear(meta, data_cfg, where):
     def linear(frames):
         return cv2.transform(frames.astype(np.float32).reshape(-1, 1, 4), affine).reshape(frames.shape)
     return linear
+
+
+def clip_brightness_percentile(packed_raw, meta, data_cfg, where, percentile=AUTO_PERCENTILE):
+    """The `percentile` of a clip's luminance in linear light at exposure ratio 1 (black subtracted,
+    white balanced, colour corrected), downscaled AUTO_SCALE times, over up to AUTO_FRAMES frames."""
+    linear = make_linear({**(meta or {}), "ratio": 1.0}, {**data_cfg, "ratio": None}, where)
+    picks = np.unique(np.linspace(0, len(packed_raw) - 1, min(AUTO_FRAMES, len(packed_raw))).astype(int))
+    luminance = []
+    for index in picks:
+        rgb = block_rgb(linear(np.asarray(packed_raw[index:index + 1])[0]))
+        height, width = rgb.shape[:2]
+        size = (max(1, width // AUTO_SCALE), max(1, height // AUTO_SCALE))
+        luminance.append(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA).reshape(-1, 3) @ np.float32(config.LUMA))
+    return float(np.percentile(np.concatenate(luminance), percentile))
+
+
+def auto_ratio(packed_raw, meta, data_cfg, where):
+    """data.ratio=auto: the exposure ratio that brings the clip's bright end to AUTO_TARGET."""
+    level = clip_brightness_percentile(packed_raw, meta, data_cfg, where)
+    if not level > 0:
+        raise ValueError(f"{where}: the frames hold no light above the black level, so no exposure ratio "
+                         "can be chosen from them: give one with --ratio (or data.ratio)")
+    return AUTO_TARGET / level
 
 
 def make_normalizer(packed_raw, meta, data_cfg, where):
@@ -272,7 +326,8 @@ def open_clip(input_path, gt_path, data_cfg, name=None):
     packed_raw = load_packed_raw(input_path)
     has_gt = gt_path is not None and Path(gt_path) != Path(input_path)
     gt_rgb = load_gt_rgb(gt_path, packed_raw.shape, input_path) if has_gt else None
-    return make_clip(name or Path(input_path).stem, packed_raw, gt_rgb, load_sidecar(input_path), data_cfg, input_path)
+    name = check_name(name or Path(input_path).stem, input_path)
+    return make_clip(name, packed_raw, gt_rgb, load_sidecar(input_path), data_cfg, input_path)
 
 
 def make_clip(name, packed_raw, gt_rgb, meta, data_cfg, where):
@@ -280,6 +335,10 @@ def make_clip(name, packed_raw, gt_rgb, meta, data_cfg, where):
     if data_cfg["normalization"] == "he":
         lut = he_lut(packed_raw)
         return Clip(name, packed_raw, gt_rgb, meta, lambda frames: lut[frames])
+    if data_cfg["ratio"] == "auto":
+        meta = {**(meta or {}), "ratio": auto_ratio(packed_raw, meta, data_cfg, where)}
+        data_cfg = {**data_cfg, "ratio": None}
+        print(f"{name}: exposure ratio {meta['ratio']:.1f}, chosen from its frames (data.ratio=auto)")
     linear, to_input = make_linear(meta, data_cfg, where), make_linear_to_input(data_cfg)
     return Clip(name, packed_raw, gt_rgb, meta, lambda frames: to_input(linear(frames)), linear, to_input)
 
@@ -289,12 +348,16 @@ def read_file_list(path):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file list (run generate_file_list.py first)")
-    entries = []
+    entries, lines = [], {}
     for number, line in enumerate(path.read_text().splitlines(), 1):
         if line.strip():
             fields = line.split()
             if len(fields) != 3:
                 raise ValueError(f"{path}:{number}: expected 'NAME GT_PATH INPUT_PATH', got {line!r}")
+            name = check_name(fields[0], f"{path}:{number}")
+            if name in lines:  # its outputs would replace the first one's
+                raise ValueError(f"{path}:{number}: clip name {name!r} is already on line {lines[name]}; each clip needs its own name")
+            lines[name] = number
             entries.append(tuple(fields))
     return entries
 

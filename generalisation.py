@@ -9,6 +9,8 @@ rendering.
                              [--table KEY]                         (published as KEY, else `short_clips_compare`)
     python generalisation.py --views COUNT [COUNT ...]             held-out tables with test.self_ensemble views
     python generalisation.py --noise                               what less of each kind of noise gains
+    python generalisation.py --saturated                           a DNG under saturated LED light against LibRaw
+    python generalisation.py --auto-ratio                          the exposure chosen from the frames
 
 The model is the experiment's (else the shipped one, as test.py picks it). The held-out source
 (data.held_out, `bikes` by default) is synthesised again into data.lists_dir/heldout_*: with white
@@ -19,6 +21,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+import cv2
 import numpy as np
 import rawpy
 
@@ -31,6 +34,7 @@ import metrics
 import synthesis
 import test as test_script
 from atomic import atomic_output
+from video_io import to_uint8
 
 RATIOS = (50, 100, 200, 300)
 COLOURED_RATIO = 200
@@ -203,7 +207,7 @@ def short_clip_scores(overrides, middle=24):
     the whole clip, and as the first frame of a clip of 1, 2, 4, 8 and 16 frames: how much a clip's
     end costs. Two last rows enhance a static burst of that frame's scene: its first frame says
     whether a short clip lacks frames or exposures, its middle frame what an end costs without motion."""
-    args = test_script.parse_args(["--set", *overrides])
+    args = test_script.parse_args(["--set", *overrides] if overrides else [])
     cfg, weights = test_script.test_config(args)
     enhancer = test_script.make_enhancer(cfg, weights)
     clips = data.open_list(white_light_list(TARGET_RATIO, overrides), cfg["data"])
@@ -297,6 +301,117 @@ def camera_raw_table(overrides):
 
 
 # ---------------------------------------------------------------------------------------------
+# Saturated light: a DNG lit by a near single-wavelength LED, with objects of other colours
+
+
+SATURATED_LED = (0.0, 0.02, 1.0)  # camera RGB after white balance: a blue LED, beyond sRGB's gamut
+SATURATED_AMBIENT = 0.03  # broad light under it, in every channel
+WOOD, SPOT = (0.45, 0.16, 0.05), 0.6  # an orange-brown object (linear sRGB) under a broad white spot
+OBJECT_MARGIN = 12  # pixels of the object's border left out of its colour: the network blurs its edges into the blue
+
+
+def saturated_scene(gt_rgb, camera):
+    """Linear camera RGB (white-balanced) of held-out frames lit by SATURATED_LED, with a wooden
+    object under a white spot; and the object's box."""
+    linear = synthesis.srgb_to_linear(gt_rgb)
+    frames, height, width, _ = linear.shape
+    box = (slice(height // 2 - height // 8, height // 2 + height // 8), slice(width // 8, width // 8 + width // 4))
+    linear[:, box[0], box[1]] = WOOD
+    light = np.broadcast_to(np.float32(SATURATED_LED) + SATURATED_AMBIENT, linear.shape).copy()
+    light[:, box[0], box[1]] = SPOT
+    return linear @ np.asarray(camera.rgb_to_cam, np.float32).T * light, box
+
+
+def write_saturated_dngs(folder, frames, overrides, ratio=50):
+    """`frames` noisy DNGs of one held-out frame's scene (a static burst) under SATURATED_LED, and one
+    without noise at full exposure (LibRaw's rendering of it is the reference); returns the ratio
+    that restores the exposure and the object's box."""
+    cfg = config.load_config(overrides=overrides)
+    _, _, load = next(s for s in synthesis.default_sources() if s[0].startswith(tuple(cfg["data"]["held_out"])))
+    synth = {**cfg["synthesis"], "frames": 1, "ratio_range": [ratio, ratio]}
+    rng = synthesis.clip_rng(0, "saturated_light")
+    camera = synthesis.draw_camera_params(rng, synth)
+    scene, box = saturated_scene(load(synth)[0], camera)
+    unbalance = np.float32([1 / camera.red_gain, 1.0, 1 / camera.blue_gain])
+    mosaic = synthesis.mosaic(scene[0] * unbalance)
+    dng = {"cfa": "RGGB", "black": camera.black_level, "white": camera.white_level,
+           "neutral": tuple(unbalance), "cam_xyz": np.asarray(camera.rgb_to_cam) @ np.linalg.inv(config.SRGB_TO_XYZ)}
+    scale = camera.white_level - camera.black_level
+    clean = np.clip(np.round(mosaic * scale + camera.black_level), 0, camera.white_level).astype(np.uint16)
+    for path in (Path(folder) / "reference", Path(folder) / "burst"):
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.dng"):
+            stale.unlink()
+    camera_raw.write_dng(Path(folder) / "reference" / "frame.dng", clean[1:-1], **dng)
+    exposed = dataclasses.replace(camera, brightness=1.0)
+    for f in range(frames):
+        camera_raw.write_dng(Path(folder) / "burst" / f"frame_{f:02d}.dng", synthesis.expose(mosaic[None], exposed, rng)[0][1:-1], **dng)
+    return exposed.recorded_ratio, box
+
+
+def libraw_linear(path, bright=1.0):
+    """LibRaw's own rendering of a raw file: camera white balance, no auto-brightness, linear sRGB."""
+    with rawpy.imread(str(path)) as raw:
+        return raw.postprocess(use_camera_wb=True, no_auto_bright=True, bright=bright, gamma=(1, 1), output_bps=16,
+                               output_color=rawpy.ColorSpace.sRGB).astype(np.float32) / 65535
+
+
+def saturated_light_table(overrides):
+    """A saturated-light DNG as a photo and as an 8-frame burst, enhanced with and without the
+    colour anchor, against LibRaw's rendering of the same scene without noise: the angular error
+    (metrics.angular_errors), the object's own angle and PSNR."""
+    cfg = config.load_config(overrides=overrides)
+    folder = Path(cfg["data"]["lists_dir"]) / "saturated_light_check"
+    lines = ["| frames | colour anchor | angular error median, p90 (deg) | the wooden object's angle (deg) | "
+             "PSNR against LibRaw |", "| --- | --- | --- | --- | --- |"]
+    for frames in (1, BURST_FRAMES):
+        ratio, box = write_saturated_dngs(folder, frames, overrides)
+        reference = libraw_linear(folder / "reference" / "frame.dng")
+        for anchor in (True, False):
+            args = test_script.parse_args(["--set", *overrides, f"data.ratio={ratio}", f"test.anchor_colour={anchor}"])
+            cfg, weights = test_script.test_config(args)
+            enhancer = test_script.make_enhancer(cfg, weights)
+            clip = test_script.open_input(folder / "burst", cfg)
+            output = np.concatenate([rgb for _, rgb in enhancer.enhance(clip)])
+            ours = synthesis.LEVEL_TO_LINEAR[output[frames // 2]]
+            ours = cv2.resize(ours, reference.shape[1::-1], interpolation=cv2.INTER_AREA)  # one raw row, cropped for GBRG
+            angles = metrics.angular_errors(reference, ours)
+            inner = tuple(slice(s.start + OBJECT_MARGIN, s.stop - OBJECT_MARGIN) for s in box)
+            wood = metrics.angular_errors(reference[inner].mean(axis=(0, 1))[None, None], ours[inner].mean(axis=(0, 1))[None, None])
+            psnr = metrics.psnr(*(to_uint8(synthesis.linear_to_srgb(image))[None] for image in (reference, ours)))[0]
+            lines.append(f"| {frames} | {'on' if anchor else 'off'} | {np.median(angles):.2f}, {np.percentile(angles, 90):.2f} | "
+                         f"{wood[0]:.1f} | {psnr:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Exposure chosen from the frames (data.ratio=auto)
+
+
+def auto_ratio_table(overrides):
+    """AUTO_TARGET from the training list (the median of its clips' bright end at their true ratio),
+    then the held-out source at each ratio enhanced at the ratio chosen from its frames against
+    the true one."""
+    cfg = config.load_config(overrides=overrides)
+    training = data.open_list(Path(cfg["data"]["lists_dir"]) / "file_list", cfg["data"])
+    levels = [data.clip_brightness_percentile(c.packed_raw, c.meta, cfg["data"], c.name) * c.meta["ratio"] for c in training]
+    lines = [f"The training list's {len(levels)} clips at their true ratio: their {data.AUTO_PERCENTILE:g}th percentile of "
+             f"luminance has median {np.median(levels):.2f} (quartiles {np.percentile(levels, 25):.2f}, "
+             f"{np.percentile(levels, 75):.2f}; data.AUTO_TARGET is {data.AUTO_TARGET}).", "",
+             "| held-out source | auto ratio / true (mean, range) | PSNR, true ratio | PSNR, auto ratio | difference (dB) |",
+             "| --- | --- | --- | --- | --- |"]
+    for ratio in RATIOS:
+        path = white_light_list(ratio, overrides)
+        clips = data.open_list(path, cfg["data"])
+        found = [data.auto_ratio(c.packed_raw, c.meta, cfg["data"], c.name) / c.meta["ratio"] for c in clips]
+        true = measure(path, overrides)["network"]["psnr"]
+        auto = measure(path, [*overrides, "data.ratio=auto", f"test.result_root={cfg['test']['result_root']}/auto_ratio"])["network"]["psnr"]
+        lines.append(f"| ratio {ratio} | {np.mean(found):.2f} ({min(found):.2f}-{max(found):.2f}) | {true:.2f} | {auto:.2f} | "
+                     f"{auto - true:+.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def publish(key, table, figure_dir="figure"):
@@ -317,6 +432,10 @@ def main(argv=None):
                         help="held-out tables with these counts of test.self_ensemble views (published as `self_ensemble`)")
     parser.add_argument("--noise", action="store_true",
                         help="the held-out source at ratio 200 with less of each noise (published as `noise`)")
+    parser.add_argument("--saturated", action="store_true",
+                        help="a DNG under saturated LED light against LibRaw (published as `saturated_light`)")
+    parser.add_argument("--auto-ratio", action="store_true",
+                        help="the held-out source at the ratio chosen from its frames (published as `auto_ratio`)")
     parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="SECTION.KEY=VALUE")
     args = parser.parse_args(argv)
     if args.compare:
@@ -327,11 +446,16 @@ def main(argv=None):
         return publish("self_ensemble", views_table(args.views, args.set))
     if args.noise:
         return publish("noise", noise_table(args.set))
+    if args.saturated:
+        return publish("saturated_light", saturated_light_table(args.set))
+    if args.auto_ratio:
+        return publish("auto_ratio", auto_ratio_table(args.set))
     results = held_out_results(args.set)
     publish("generalisation", held_out_table(results))
     publish("anchor", anchor_table(results, args.set))
     publish("short_clips", short_clip_table(args.set))
     publish("camera_raw", camera_raw_table(args.set))
+    publish("saturated_light", saturated_light_table(args.set))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import numpy as np
 
 import config
 from atomic import atomic_output
-from data import load_gt_rgb, load_packed_raw
+from data import check_name, clip_files, load_gt_rgb, load_packed_raw
 
 LIST_NAMES = ("file_list", "valid_list", "test_list")
 CUSTOMIZED_LIST = "customized_list"
@@ -50,8 +50,8 @@ def split_indices(count, seed, fraction):
 def find_pairs(data_cfg):
     """Sorted clip names whose input and ground truth both exist and agree in shape."""
     input_dir, gt_dir = Path(data_cfg["input_dir"]), Path(data_cfg["gt_dir"])
-    inputs = {p.stem for p in input_dir.glob("*.npy")}
-    gts = {p.stem for p in gt_dir.glob("*.npy")}
+    inputs = {p.stem for p in clip_files(input_dir)}
+    gts = {p.stem for p in clip_files(gt_dir)}
     if not inputs and not gts:
         raise FileNotFoundError(f"no clips: {input_dir} and {gt_dir} hold no .npy files "
                                 "(build the default dataset with --synthesize)")
@@ -60,11 +60,8 @@ def find_pairs(data_cfg):
         lines += [f"  {gt_dir / n}.npy has no input {input_dir / n}.npy" for n in sorted(gts - inputs)]
         raise ValueError("input and ground-truth names do not match:\n" + "\n".join(lines))
     names = sorted(inputs)
-    spaced = [n for n in names if len(n.split()) != 1]
-    if spaced:
-        raise ValueError(f"{input_dir / spaced[0]}.npy: a clip name cannot hold spaces (the lists are "
-                         "space-separated); rename the input and its ground truth")
     for name in names:
+        check_name(name, f"{input_dir / name}.npy (rename the input and its ground truth)")
         input_path = input_dir / f"{name}.npy"
         load_gt_rgb(gt_dir / f"{name}.npy", load_packed_raw(input_path).shape, input_path)
     return names
@@ -111,8 +108,9 @@ def write_customized_list(data_cfg):
     """customized_list: every packed clip in data.customized_dir, the input path in both columns
     (there is no ground truth), as the original wrote it."""
     folder = Path(data_cfg["customized_dir"])
-    inputs = sorted(folder.glob("*.npy")) if folder.is_dir() else []
+    inputs = clip_files(folder) if folder.is_dir() else []
     for path in inputs:
+        check_name(path.stem, f"{path} (rename it)")
         load_packed_raw(path)
     path = Path(data_cfg["lists_dir"]) / CUSTOMIZED_LIST
     if not inputs:

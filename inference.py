@@ -16,9 +16,9 @@ The clip is first extended at each end by `mirror_frames` frames mirrored about 
 (frames 1, 2, ... before frame 0), and the extension is dropped after enhancing: an end frame then
 has neighbours on both sides, as a middle frame does, instead of copies of itself.
 
-With `test.anchor_colour`, each finished frame's R, G and B are then scaled in linear light so that
-their means equal the input's (anchor_colour): the network's output drifts in brightness and colour
-as a whole, from clip to clip, while the input's means are the scene's.
+With `test.anchor_colour`, each finished frame is then scaled in linear light, region by region, so
+that its means equal the input's (anchor_colour): the network's output drifts in brightness and
+colour, while the input's means over a region are the scene's.
 
 Four stages overlap, each a step ahead of the next at most: reading and normalising the next
 window (a thread), the network and the blending on the current one (a thread), anchoring and
@@ -38,11 +38,16 @@ import data
 import network
 import synthesis
 import views
+from metrics import area_means
 from video_io import to_uint8
 
 NEAR_WHITE = 0.9  # linear light of an output block's brightest channel (sRGB level 0.96) left out of the anchor
 MIN_MEAN = 1e-4  # the mean linear light below which a frame's channel is not anchored
-LEVEL_TO_LINEAR = synthesis.srgb_to_linear(np.arange(256, dtype=np.uint8))  # uint8 level -> linear light
+LINEAR_STEPS = 65535  # linear light -> uint8 sRGB by lookup: per pixel, the tone curve cost more than the network
+LINEAR_TO_LEVEL = to_uint8(synthesis.linear_to_srgb(np.arange(LINEAR_STEPS + 1) / LINEAR_STEPS))
+ANCHOR_CELL = 16  # 2x2 blocks a side: the anchor's statistics are taken over cells where the noise averages out
+ANCHOR_TRUST = 30.0  # a cell's own gains count half where its input's mean is this many standard errors bright
+MAX_TINT = 1.25  # the most the frame-wide gains scale one channel against the brightness, either way
 
 
 def tile_plan(length, max_tile, overlap, multiple=1):
@@ -173,31 +178,57 @@ def finish(rgb, linear):
 
 
 def anchor_colour(rgb, linear):
-    """Float RGB frames -> uint8, each frame's R, G and B scaled in linear light so that their
-    means equal those of `linear` (the input's linear light, packed, at the target exposure) over
-    the 2x2 blocks where the output is not near white. The input's means are the scene's, its noise
-    averaging out, while the network's output drifts a little in brightness and colour as a whole.
-    Near-white blocks are left out: the output is capped at 1 there, while the input (a lamp, say)
-    may be far above. The frames are rounded to their uint8 levels first, and the tone curve is
-    applied by lookup (cv2.LUT): computed per pixel it cost more than the network."""
+    """Float RGB frames -> uint8, each frame's colour and brightness brought in linear light to those
+    of `linear` (the input's linear light, packed, at the target exposure), region by region
+    (frame_gains). The input's means over a region are the scene's, its noise averaging out, while
+    the network's output drifts in brightness and colour."""
     out = to_uint8(rgb)
     for f, frame in enumerate(out):
-        out_blocks = cv2.resize(cv2.LUT(frame, LEVEL_TO_LINEAR[None]), None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
-        gains = frame_gains(out_blocks, linear[f])
-        out[f] = cv2.LUT(frame, to_uint8(synthesis.linear_to_srgb(LEVEL_TO_LINEAR[:, None] * gains))[None])
+        frame_linear = cv2.LUT(frame, synthesis.LEVEL_TO_LINEAR[None])
+        out_blocks = cv2.resize(frame_linear, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+        gains = cv2.resize(frame_gains(out_blocks, linear[f]), frame.shape[1::-1], interpolation=cv2.INTER_LINEAR)
+        out[f] = LINEAR_TO_LEVEL[np.clip(frame_linear * gains * LINEAR_STEPS + 0.5, 0, LINEAR_STEPS).astype(np.uint16)]
     return out
 
 
 def frame_gains(out_blocks, linear):
-    """(R, G, B) gains that bring one output frame's linear light, as means of its 2x2 blocks
-    (H/2, W/2, 3), to its input's (H/2, W/2, 4 packed) over the blocks not near white."""
+    """(cells high, cells wide, 3) gains that bring one output frame's linear light, as its 2x2
+    blocks (H/2, W/2, 3), to its input's (H/2, W/2, 4 packed), cell by cell of ANCHOR_CELL blocks.
+
+    - Means are taken over the blocks where the output is not near white (capped at 1 there, while
+      the input, a lamp say, may be far above).
+    - An input cell's channel below zero is taken as zero: its noise has averaged out, so what is
+      left is a colour beyond sRGB's gamut (saturated stage light after the colour matrix), which
+      the output cannot show either.
+    - A cell takes its own gains as far as its input's mean is bright against its noise (the
+      standard error of the mean, ANCHOR_TRUST of them for half trust), else the frame's: a
+      brightness gain, and a tint per channel bounded to MAX_TINT.
+    One unbounded gain per channel for the whole frame scaled the colours of every object that
+    differs from a saturated light away with the light's."""
     brightest = np.maximum(np.maximum(out_blocks[..., 0], out_blocks[..., 1]), out_blocks[..., 2])  # max(axis=-1) is far slower
-    keep = (brightest < NEAR_WHITE).astype(np.float32)
-    have = np.tensordot(keep, out_blocks, axes=2)  # sums over the kept blocks
-    want = data.block_rgb(np.tensordot(keep, linear, axes=2))
-    # A channel with next to no light keeps its output: the ratio of two tiny means is noise.
-    enough = have > MIN_MEAN * max(keep.sum(), 1)
-    return np.where(enough, np.maximum(want, 0) / np.where(enough, have, 1), 1.0).astype(np.float32)
+    keep = (brightest < NEAR_WHITE).astype(np.float32)[..., None]
+    input_rgb = data.block_rgb(linear)
+    kept = np.maximum(area_means(keep, ANCHOR_CELL), 1e-6)  # the share of each cell's blocks kept
+    have = area_means(out_blocks * keep, ANCHOR_CELL) / kept
+    signed = area_means(input_rgb * keep, ANCHOR_CELL) / kept
+    spread = np.maximum(area_means(np.square(input_rgb) * keep, ANCHOR_CELL) / kept - np.square(signed), 0)
+    want = np.maximum(signed, 0)
+    blocks = kept * min(ANCHOR_CELL**2, keep.size)  # kept blocks a cell
+    frame = frame_wide_gains((want * kept).reshape(-1, 3).sum(axis=0), (have * kept).reshape(-1, 3).sum(axis=0), kept.sum())
+    own = np.where(have > MIN_MEAN, want / np.maximum(have, MIN_MEAN), frame)
+    light, noise = want.sum(axis=-1, keepdims=True), np.sqrt(spread.sum(axis=-1, keepdims=True) / blocks)
+    trust = np.square(light) / (np.square(light) + np.square(ANCHOR_TRUST * noise) + 1e-20)
+    return (trust * own + (1 - trust) * frame).astype(np.float32)
+
+
+def frame_wide_gains(want, have, kept):
+    """(R, G, B) gains from a frame's sums of input and output light: one for brightness (the sum
+    of the channels), times a tint per channel bounded to MAX_TINT either way; a channel with next
+    to no light takes the brightness gain alone."""
+    brightness = want.sum() / max(have.sum(), MIN_MEAN * max(kept, 1))
+    enough = have > MIN_MEAN * max(kept, 1)
+    tint = np.where(enough, want / np.where(enough, have, 1) / max(brightness, 1e-12), 1.0)
+    return brightness * np.clip(tint, 1 / MAX_TINT, MAX_TINT)
 
 
 def in_background(items, ahead=1):

@@ -17,7 +17,6 @@ from keras import ops
 import config
 
 SSIM = {"max_val": 1.0, "filter_size": config.SSIM_WINDOW, "filter_sigma": 1.5, "k1": 0.01, "k2": 0.03}
-LUMA = (0.2126, 0.7152, 0.0722)  # BT.709, also the brightness of the MABD metric
 VGG_LAYERS = ("block1_conv2", "block2_conv2", "block3_conv2", "block4_conv2")  # relu1_2 ... relu4_2
 VGG_WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"  # Keras' own name for it
 IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -46,7 +45,7 @@ def region_loss(gt_rgb, rgb, threshold, weights):
 
     The mask comes from the ground truth's luminance (the original took it from the network output,
     which lets the network move pixels between regions to lower its own loss)."""
-    dark = ops.cast(ops.tensordot(gt_rgb, ops.convert_to_tensor(LUMA, gt_rgb.dtype), axes=1) < threshold, rgb.dtype)
+    dark = ops.cast(ops.tensordot(gt_rgb, ops.convert_to_tensor(config.LUMA, gt_rgb.dtype), axes=1) < threshold, rgb.dtype)
     error = ops.sum(ops.abs(rgb - gt_rgb), axis=-1)  # summed over RGB: /3 below gives the mean
     terms = []
     for mask, weight in ((dark, weights[0]), (1.0 - dark, weights[1])):

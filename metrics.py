@@ -13,19 +13,32 @@
 - colour: the cast, the mean of output minus ground truth per channel in levels (0-255), and the
   chromaticity error, the distance between the mean colour's chromaticity (r, g, b) / (r + g + b)
   of the output and of the ground truth, per frame, averaged. A grey output of a blue scene has no
-  PSNR-sized penalty worth noticing but a large chromaticity error.
+  PSNR-sized penalty worth noticing but a large chromaticity error;
+- angular error, per pixel: the angle between the output's and the ground truth's linear RGB
+  (the colour-constancy measure: blind to brightness and tone curves), after both are downscaled
+  ANGLE_SCALE times by area averaging (noise and demosaicking averaging out), over the brighter half
+  of the ground truth's pixels (those with a colour to lose); its median and 90th percentile per
+  frame, averaged. The mean colour hides a colour lost in part of the frame; the 90th percentile
+  shows it.
 
 PSNR and SSIM are Keras functions of frames in levels (floats 0-255), on any backend, so that
 validation during training (`train.TrainingModel.test_step`, train_jax.py) measures exactly what
 test.py measures.
 """
+import functools
+
+import cv2
 import numpy as np
 from keras import ops
 
-from losses import LUMA, SSIM, frames_as_batch, per_example, ssim_images
+import config
+from losses import SSIM, frames_as_batch, per_example, ssim_images
+from synthesis import LEVEL_TO_LINEAR
 
 MABD_UNIT = 1e-3
 MSE_FLOOR = 1e-10  # identical frames score 10 log10(255^2 / 1e-10) = 148 dB, not infinity
+ANGLE_SCALE = 4  # the angular error compares frames downscaled this many times on each side
+STATIC_LEVELS = 1.0  # a ground-truth brightness change below this (levels) is a pixel standing still
 
 
 def to_levels(rgb):
@@ -78,7 +91,7 @@ def chromaticity(colour):
 
 def brightness(frames):
     """uint8 (F, H, W, 3) -> (F, H, W) brightness in [0, 1]."""
-    return frames.astype(np.float32) @ np.array(LUMA, np.float32) / 255.0
+    return frames.astype(np.float32) @ np.array(config.LUMA, np.float32) / 255.0
 
 
 def mabd(brightness_frames):
@@ -98,25 +111,93 @@ def motion(gt_mabd, mabd_values):
     return float(np.mean(mabd_values)) / gt_change if gt_change > 0 else float("nan")
 
 
+def area_means(image, cell):
+    """(H, W, C) -> its means over cells of about `cell` x `cell` pixels (at least one cell a side),
+    by area averaging: cv2.INTER_AREA, with partial cells at the borders weighted by their area."""
+    height, width = image.shape[:2]
+    size = (max(1, round(width / cell)), max(1, round(height / cell)))
+    return cv2.resize(np.asarray(image, np.float32), size, interpolation=cv2.INTER_AREA).reshape(size[1], size[0], -1)
+
+
+def angular_errors(gt_linear, linear):
+    """Per-pixel angles in degrees between two (H, W, 3) linear RGB frames, over the brighter half of
+    `gt_linear`'s pixels by luminance, after both are downscaled ANGLE_SCALE times (area averaging)."""
+    gt, out = (area_means(frame, ANGLE_SCALE).reshape(-1, 3).astype(np.float64) for frame in (gt_linear, linear))
+    luminance = gt @ np.array(config.LUMA)
+    lit = luminance >= np.median(luminance)
+    cosine = (gt * out).sum(axis=1) / np.maximum(np.linalg.norm(gt, axis=1) * np.linalg.norm(out, axis=1), 1e-12)
+    return np.degrees(np.arccos(np.clip(cosine[lit], -1.0, 1.0)))
+
+
+def static_flicker(gt_before, gt_after, before, after):
+    """(sum of the output's brightness change in levels, count) over the pixels where the ground
+    truth stands still between two uint8 frames (STATIC_LEVELS)."""
+    change = np.abs(brightness(after[None]) - brightness(before[None]))[0] * 255
+    still = np.abs(brightness(gt_after[None]) - brightness(gt_before[None]))[0] * 255 < STATIC_LEVELS
+    return float(change[still].sum()), int(still.sum())
+
+
+@functools.lru_cache(maxsize=1)
+def _trusted_flow(pair_bytes, shape):
+    gt_before, gt_after = np.frombuffer(pair_bytes, np.uint8).reshape(2, *shape)
+    return flow_consistent_warp(gt_before, gt_after)
+
+
+def flow_consistent_warp(gt_before, gt_after):
+    """(map x, map y, valid): where each pixel of `gt_after` was in `gt_before` (DIS optical flow on
+    the ground truth), and whether that flow is trusted: consistent forward and backward
+    (Sundaram et al. 2010: an occlusion breaks it) and inside the frame."""
+    grey_before, grey_after = (cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in (gt_before, gt_after))
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    backward = dis.calc(grey_after, grey_before, None)  # after -> before
+    forward = dis.calc(grey_before, grey_after, None)
+    height, width = grey_after.shape
+    x, y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    map_x, map_y = x + backward[..., 0], y + backward[..., 1]
+    there = cv2.remap(forward, map_x, map_y, cv2.INTER_LINEAR)
+    mismatch = np.square(backward + there).sum(axis=-1)
+    bound = 0.01 * (np.square(backward).sum(axis=-1) + np.square(there).sum(axis=-1)) + 0.5
+    inside = (map_x >= 0) & (map_x <= width - 1) & (map_y >= 0) & (map_y <= height - 1)
+    return map_x, map_y, (mismatch < bound) & inside
+
+
+def warp_error(gt_before, gt_after, before, after):
+    """(sum of |after - before warped onto it| in levels, over RGB, count of pixels) over the
+    pixels whose ground-truth flow is trusted (flow_consistent_warp)."""
+    # The flow is the ground truth's: computed once a pair of frames for every method scored on it.
+    map_x, map_y, valid = _trusted_flow(gt_before.tobytes() + gt_after.tobytes(), gt_after.shape)
+    warped = cv2.remap(before.astype(np.float32), map_x, map_y, cv2.INTER_LINEAR)
+    difference = np.abs(after.astype(np.float32) - warped).mean(axis=-1)
+    return float(difference[valid].sum()), int(valid.sum())
+
+
 class VideoScores:
     """Accumulates the metrics of one video chunk by chunk, holding only one frame of brightness."""
 
     def __init__(self):
         self.psnr, self.ssim, self.mabd, self.gt_mabd = [], [], [], []
-        self.colour, self.gt_colour = [], []
-        self.last = None  # the brightness of the previous chunk's last frame, output and ground truth
+        self.colour, self.gt_colour, self.angle_median, self.angle_p90 = [], [], [], []
+        self.flicker, self.warp = np.zeros(2), np.zeros(2)  # sums and counts
+        self.last = None  # the previous chunk's last frame, ground truth and output
 
     def update(self, gt_frames, frames):
         self.psnr += psnr(gt_frames, frames).tolist()
         self.ssim += ssim(gt_frames, frames).tolist()
         self.colour += mean_colour(frames).tolist()
         self.gt_colour += mean_colour(gt_frames).tolist()
-        out_br, gt_br = brightness(frames), brightness(gt_frames)
+        for gt_frame, frame in zip(gt_frames, frames):
+            angles = angular_errors(LEVEL_TO_LINEAR[gt_frame], LEVEL_TO_LINEAR[frame])
+            self.angle_median.append(float(np.median(angles)))
+            self.angle_p90.append(float(np.percentile(angles, 90)))
         if self.last is not None:
-            out_br, gt_br = np.concatenate([self.last[0], out_br]), np.concatenate([self.last[1], gt_br])
-        self.mabd += mabd(out_br).tolist()
-        self.gt_mabd += mabd(gt_br).tolist()
-        self.last = out_br[-1:], gt_br[-1:]
+            gt_frames, frames = np.concatenate([self.last[0], gt_frames]), np.concatenate([self.last[1], frames])
+        self.mabd += mabd(brightness(frames)).tolist()
+        self.gt_mabd += mabd(brightness(gt_frames)).tolist()
+        for k in range(1, len(frames)):
+            pair = (gt_frames[k - 1], gt_frames[k], frames[k - 1], frames[k])
+            self.flicker += static_flicker(*pair)
+            self.warp += warp_error(*pair)
+        self.last = gt_frames[-1:], frames[-1:]
 
     def result(self):
         colour, gt_colour = np.array(self.colour), np.array(self.gt_colour)
@@ -126,4 +207,11 @@ class VideoScores:
                 "mse_mabd": mse_mabd(self.gt_mabd, self.mabd) if self.mabd else float("nan"),
                 "motion": motion(self.gt_mabd, self.mabd) if self.mabd else float("nan"),
                 "cast_r": float(cast[0]), "cast_g": float(cast[1]), "cast_b": float(cast[2]),
-                "chroma_error": float(chroma_error), "frames": len(self.psnr)}
+                "chroma_error": float(chroma_error), "angle_median": float(np.mean(self.angle_median)),
+                "angle_p90": float(np.mean(self.angle_p90)), "flicker": ratio(*self.flicker),
+                "warp_error": ratio(*self.warp), "frames": len(self.psnr)}
+
+
+def ratio(total, count):
+    """A mean from its sum and count; NaN where nothing was counted (a photo, a scene that never stands still)."""
+    return float(total / count) if count else float("nan")

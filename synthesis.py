@@ -29,7 +29,7 @@ from tqdm import tqdm
 import config
 import motion
 from atomic import atomic_output
-from data import packed_from_mosaic
+from data import check_name, packed_from_mosaic
 
 # XYZ -> camera matrices of four real cameras (Brooks et al. 2019, from Adobe DNG colour data);
 # each clip's camera is a random convex mix of them.
@@ -188,6 +188,9 @@ def srgb_to_linear(gt_rgb):
     return np.maximum(x, 1e-8) ** 2.2
 
 
+LEVEL_TO_LINEAR = srgb_to_linear(np.arange(256, dtype=np.uint8))  # uint8 sRGB level -> linear light, by lookup
+
+
 def linear_to_srgb(linear):
     """The camera pipeline that srgb_to_linear undoes: gamma 1 / 2.2, then the smooth tone curve
     3x^2 - 2x^3 (Brooks et al. 2019). Float [0, 1] in, float [0, 1] out."""
@@ -289,6 +292,9 @@ def file_source(path):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such video or image file")
+    if path.suffix.lower() in config.RAW_SUFFIXES:
+        raise ValueError(f"{path} is a camera raw file: it is already raw input, to enhance as it is with "
+                         "python test.py --input FOLDER (a folder of such files); synthesis makes dark raw from sRGB footage")
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
         return path.stem, str(path), lambda synth_cfg: video_clip(path, 0, synth_cfg)
@@ -325,7 +331,7 @@ def default_sources():
 
 
 def synthesize_sources(sources, cfg):
-    for name, origin, load in tqdm(sources, desc="synthesising clips", unit="clip"):
+    for name, origin, load in tqdm(sources, desc="synthesising clips", unit="clip", disable=None):
         gt_rgb, fps = load(cfg["synthesis"])
         make_pair(name, gt_rgb, fps, origin, cfg)
 
@@ -336,7 +342,14 @@ def main(argv=None):
     config.add_arguments(parser)
     args = parser.parse_args(argv)
     cfg = config.from_args(args)
-    synthesize_sources([file_source(path) for path in args.sources], cfg)
+    sources = [file_source(path) for path in args.sources]
+    names = [name for name, _, _ in sources]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:  # a clip is named after its file: the second would replace the first
+        raise ValueError(f"two sources would make the clip {twice[0]!r}: each file needs its own name")
+    for name, origin, _ in sources:
+        check_name(name, origin)
+    synthesize_sources(sources, cfg)
     print(f"wrote {len(args.sources)} pairs to {cfg['data']['input_dir']} and {cfg['data']['gt_dir']}")
 
 

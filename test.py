@@ -19,18 +19,18 @@ import argparse
 import contextlib
 import csv
 import json
+import re
 from pathlib import Path
 
 import cv2
 import numpy as np
-import yaml
 from tqdm import tqdm
 
 import baselines
 import config
 import data
 import network
-from atomic import atomic_output
+from atomic import atomic_folder, atomic_output
 from camera_raw import RawFolder, upright
 from inference import TiledEnhancer
 from metrics import VideoScores
@@ -73,7 +73,12 @@ def weights_path(cfg, explicit=None):
 def saved_config(weights):
     """The config.yaml that train.py wrote beside the weights, or None."""
     path = Path(weights).parent / "config.yaml"
-    return yaml.safe_load(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    saved = config.read_yaml(path.read_text(), path)
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path}: expected the mapping of sections that train.py writes, got {type(saved).__name__}")
+    return saved
 
 
 def checkpoint_settings(saved):
@@ -84,15 +89,39 @@ def checkpoint_settings(saved):
 
 def test_config(args):
     """The weights to use, and the command line's configuration on top of the model and input
-    settings that built them (so `python test.py 2` needs no repetition of the training's overrides)."""
+    settings that built them (so `python test.py 2` needs no repetition of the training's overrides).
+    cfg["experiment"] becomes the name the results are filed under: the model's own (results_name)."""
     cfg = config.from_args(args)
     weights = weights_path(cfg, args.weights)
     saved = saved_config(weights)
     if saved is not None:
         cfg = config.load_config(args.config, args.set, base=checkpoint_settings(saved))
-    if Path(weights).resolve() == SHIPPED.resolve():  # its results are filed as its own, not the experiment's
-        cfg["experiment"] = SHIPPED.parent.name
+        check_input_settings(cfg, saved, weights)
+    cfg["experiment"] = results_name(cfg, weights, args.weights)
     return cfg, weights
+
+
+def check_input_settings(cfg, saved, weights):
+    """A setting of how the input is normalised that differs from the one the weights were trained
+    with would ruin the output without a word (washed out, a cast): it stops instead. The exposure
+    ratio is the clip's, not the model's, and may differ."""
+    for key in ("normalization", "apply_ccm", "clip_negative"):
+        trained = saved.get("data", {}).get(key)
+        if trained is not None and cfg["data"][key] != trained:
+            raise ValueError(f"data.{key}={cfg['data'][key]} contradicts the weights {weights}: they were trained on "
+                             f"data.{key}={trained} (their config.yaml); leave the setting out")
+
+
+def results_name(cfg, weights, explicit):
+    """The folder under test.result_root that this model's results go to: `shipped` for the
+    shipped model, WEIGHTS-FOLDER_NAME for --weights (another model's results are never filed under
+    the preset's experiment), EXPERIMENT for its best weights, EXPERIMENT_last for its last."""
+    if Path(weights).resolve() == SHIPPED.resolve():
+        return SHIPPED.parent.name
+    if explicit:
+        name = f"{Path(weights).resolve().parent.name}_{Path(weights).name.removesuffix('.h5').removesuffix('.weights')}"
+        return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    return cfg["experiment"] if cfg["test"]["checkpoint"] == "best" else f"{cfg['experiment']}_{cfg['test']['checkpoint']}"
 
 
 def photo_weights_path(cfg, weights):
@@ -135,8 +164,9 @@ def open_input(path, cfg):
     path = Path(path)
     if path.is_dir():
         frames = RawFolder(path)
-        meta = dict(frames.meta, fps=cfg["test"]["fps"])  # data.ratio (--ratio) gives the exposure ratio
-        return data.make_clip(path.name, frames, None, meta, cfg["data"], path)
+        meta = dict(frames.meta, fps=cfg["test"]["fps"])
+        # Raw files record no exposure ratio: --ratio (data.ratio) gives one, else it is chosen from the frames.
+        return data.make_clip(path.name, frames, None, meta, {**cfg["data"], "ratio": cfg["data"]["ratio"] or "auto"}, path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder")
     if path.suffix.lower() != ".npy":
@@ -196,7 +226,7 @@ def enhance_clip(clip, enhancer, cfg, output, compare=False, sheet=False, save_n
             npy = outputs.enter_context(open(npy_path, "wb"))  # closed before it is renamed
             frame_shape = upright(np.empty((0, 2 * height, 2 * width, 3), np.uint8), flip).shape[1:]  # as written
             np.lib.format.write_array_header_1_0(npy, {"descr": "|u1", "fortran_order": False, "shape": (count, *frame_shape)})
-        progress = outputs.enter_context(tqdm(total=count, desc=clip.name, unit="frame"))
+        progress = outputs.enter_context(tqdm(total=count, desc=clip.name, unit="frame", disable=None))  # no bar in a log file
         # Closed first on the way out, so its threads have stopped before the files are dealt with.
         chunks = outputs.enter_context(contextlib.closing(enhancer.enhance(clip)))
         for start, rgb in chunks:
@@ -232,7 +262,8 @@ def enhance_clip(clip, enhancer, cfg, output, compare=False, sheet=False, save_n
 # Tables
 
 
-SCORES = ("psnr", "ssim", "mse_mabd", "motion", "cast_r", "cast_g", "cast_b", "chroma_error")
+SCORES = ("psnr", "ssim", "mse_mabd", "motion", "cast_r", "cast_g", "cast_b", "chroma_error", "angle_median",
+          "angle_p90", "flicker", "warp_error")
 
 
 def summarise(per_video):
@@ -250,14 +281,19 @@ def mean_defined(values):
 
 
 def write_metrics(per_video, folder, made_with):
-    """metrics.json (with `made_with`: the weights and settings behind the scores) and metrics.csv."""
-    overall = summarise(per_video)
+    """metrics.json (with `made_with`: the weights and settings behind the scores; written for every
+    run, so that a folder always says which model made it) and, where a clip had ground truth,
+    metrics.csv."""
+    overall = summarise(per_video) if per_video else {}
     with atomic_output(Path(folder) / "metrics.json") as tmp:
         tmp.write_text(json.dumps({"videos": per_video, "overall": overall, "made_with": made_with}, indent=1))
+    if not per_video:
+        return overall
     with atomic_output(Path(folder) / "metrics.csv") as tmp, tmp.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["video", "method", "psnr", "ssim", "mse_mabd_1e-3", "motion", "cast_r", "cast_g", "cast_b",
-                         "chroma_error", "frames"])
+                         "chroma_error", "angle_median_deg", "angle_p90_deg", "flicker_levels", "warp_error_levels",
+                         "frames"])
         rows = [(video, method, s) for video, methods in per_video.items() for method, s in methods.items()]
         for video, method, s in rows + [("overall", method, s) for method, s in overall.items()]:
             writer.writerow([video, method, *(f"{s[k]:.5f}" for k in SCORES), s.get("frames", "")])
@@ -266,13 +302,27 @@ def write_metrics(per_video, folder, made_with):
 
 def format_table(overall, videos):
     lines = [f"{'method':<26} {'PSNR':>7} {'SSIM':>7} {'MSE(MABD) 1e-3':>16} {'motion':>7} {'cast R, G, B (levels)':>22} "
-             f"{'chroma err':>10}   ({videos} videos)"]
+             f"{'chroma err':>10} {'angle median, p90':>18} {'flicker':>8} {'warp err':>8}   ({videos} videos)"]
     labels = {"network": "network", "linear": "linear + demosaic + tone", "he": "HE + demosaic"}
     for method, s in overall.items():
         cast = f"{s['cast_r']:+.1f}, {s['cast_g']:+.1f}, {s['cast_b']:+.1f}"
         lines.append(f"{labels.get(method, method):<26} {s['psnr']:7.2f} {s['ssim']:7.4f} {s['mse_mabd']:16.4f} "
-                     f"{s['motion']:7.3f} {cast:>22} {s['chroma_error']:10.4f}")
+                     f"{s['motion']:7.3f} {cast:>22} {s['chroma_error']:10.4f} {s['angle_median']:8.2f}, {s['angle_p90']:5.2f} deg"
+                     f"{s['flicker']:8.2f} {s['warp_error']:8.2f}")
     return "\n".join(lines)
+
+
+def exposure_ratio(text):
+    """--ratio: a positive number, or auto."""
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not value > 0 or not np.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a positive number or auto, got {text!r}")
+    return value
 
 
 def parse_args(argv=None):
@@ -282,7 +332,9 @@ def parse_args(argv=None):
     parser.add_argument("--output", help="with --input: the mp4 to write")
     parser.add_argument("--list", help="enhance the clips of this list file (results in a folder named after it)")
     parser.add_argument("--weights", help="a .weights.h5 file (default: the experiment's checkpoint)")
-    parser.add_argument("--ratio", type=float, help="exposure ratio for linear input without one (camera raw)")
+    parser.add_argument("--ratio", type=exposure_ratio,
+                        help="exposure ratio of linear input: a number, or auto to choose one from the frames "
+                             "(the default for camera raw folders)")
     parser.add_argument("--compare", action="store_true", help="also write NAME_compare.mp4: input | output | truth")
     parser.add_argument("--sheet", action="store_true", help="also write NAME_sheet.png of sample frames")
     config.add_arguments(parser)
@@ -311,41 +363,64 @@ def main(argv=None):
     else:
         folder, clips = root / CASES[args.case][0], open_case(args.case, cfg)
     if args.input:
-        enhance_clip(clips[0], make_enhancer(cfg, weights), cfg, output, args.compare, args.sheet)
+        enhance_clip(clips[0], make_enhancer(cfg, weights, photos=len(clips[0].packed_raw) == 1), cfg, output,
+                     args.compare, args.sheet)
         print(f"wrote {output}")
         return
     evaluate(clips, cfg, weights, folder, args.compare, args.sheet, save_npy=args.case == 2 and not args.list)
 
 
-def make_enhancer(cfg, weights):
+def make_enhancer(cfg, weights, photos=True):
+    """The TiledEnhancer of the weights, with the photo model for 1-frame clips where `photos` may
+    come (test.photo_weights is checked either way)."""
     print(f"weights: {weights}")
     print("precision: {} ({})".format(*network.resolve_precision(cfg["model"])))
     photo, photo_weights = None, photo_weights_path(cfg, weights)
     if photo_weights:
-        print(f"photos (1-frame clips): {photo_weights}")
         photo_cfg = photo_config(cfg, weights, photo_weights)
-        photo = TiledEnhancer(load_generator(photo_cfg, photo_weights), cfg["test"])
+        if photos:
+            print(f"photos (1-frame clips): {photo_weights}")
+            photo = TiledEnhancer(load_generator(photo_cfg, photo_weights), cfg["test"])
     return TiledEnhancer(load_generator(cfg, weights), cfg["test"], photo)
 
 
 def evaluate(clips, cfg, weights, folder, compare=False, sheet=False, save_npy=False):
     """Enhance `clips` into `folder` with a complete configuration; returns the overall scores of
-    the clips with ground truth ({method: scores}), also written to metrics.json / .csv."""
-    enhancer = make_enhancer(cfg, weights)
+    the clips with ground truth ({method: scores}), also written to metrics.json / .csv. The folder
+    is filled as one unit (atomic_folder): it holds one whole run, never two mixed nor half of one."""
+    check_results_folder(folder, weights)
+    has_photos = any(len(clip.packed_raw) == 1 for clip in clips)
+    enhancer = make_enhancer(cfg, weights, photos=has_photos)
     per_video = {}
-    for clip in clips:
-        scores = enhance_clip(clip, enhancer, cfg, Path(folder) / f"{clip.name}.mp4", compare, sheet, save_npy)
-        if scores:
-            per_video[clip.name] = scores
+    with atomic_folder(folder) as staging:
+        for clip in clips:
+            scores = enhance_clip(clip, enhancer, cfg, staging / f"{clip.name}.mp4", compare, sheet, save_npy)
+            if scores:
+                per_video[clip.name] = scores
+        photo_weights = photo_weights_path(cfg, weights) if has_photos else None
+        made_with = {"weights": str(weights), "photo_weights": None if photo_weights is None else str(photo_weights),
+                     "precision": network.resolve_precision(cfg["model"])[0], "test": cfg["test"]}
+        overall = write_metrics(per_video, staging, made_with)
     print(f"results in {folder}")
     if not per_video:
         return None
-    photo_weights = photo_weights_path(cfg, weights) if any(len(clip.packed_raw) == 1 for clip in clips) else None
-    made_with = {"weights": str(weights), "photo_weights": None if photo_weights is None else str(photo_weights),
-                 "precision": network.resolve_precision(cfg["model"])[0], "test": cfg["test"]}
-    overall = write_metrics(per_video, folder, made_with)
     print(format_table(overall, len(per_video)))
     return overall
+
+
+def check_results_folder(folder, weights):
+    """A results folder that holds another model's results (its metrics.json's made_with) is not
+    replaced: they are that model's, and a results folder is named after its model (results_name)."""
+    path = Path(folder) / "metrics.json"
+    if not path.is_file():
+        return
+    try:
+        earlier = json.loads(path.read_text())["made_with"]["weights"]
+    except (ValueError, KeyError, TypeError):
+        return  # not one of ours to protect: replaced like any earlier run's
+    if Path(earlier).resolve() != Path(weights).resolve():
+        raise ValueError(f"{folder} holds the results of other weights ({earlier}); choose another "
+                         "test.result_root, or move that folder away")
 
 
 if __name__ == "__main__":

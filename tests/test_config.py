@@ -11,7 +11,8 @@ import config
     ("data.ratio=-3", "data.ratio must be a positive number"),
     ("train.learning_rate=-0.001", "train.learning_rate must be a number >= 0"),
     ("train.lr_drop_factor=-1", "train.lr_drop_factor must be a number >= 0"),
-    ("test.fps=-25", "test.fps must be a positive number"),
+    ("test.fps=-25", "test.fps must be a number from 1 to 1000"),
+    ("test.fps=1e9", "test.fps must be a number from 1 to 1000"),
     ("loss.terms={l1: -1}", "loss.terms.l1 must be a number >= 0"),
     ("model.resnet=maybe", "model.resnet must be true or false"),
     ("seed=abc", "seed must be an integer"),
@@ -26,6 +27,11 @@ import config
     ("model.temporal_kernel=2", "model.temporal_kernel must be odd"),
     ("train.steps_per_epoch=0", "train.steps_per_epoch must be an integer >= 1 or null"),
     ("data.split_fraction=abc", r"data.split_fraction must be in \(0, 0.5\)"),
+    # Issue 40 row 12: these were tracebacks.
+    ("model.depth=[", r"override 'model.depth=\[': not valid YAML \(line 1, column 2"),
+    ("test.result_root=", "test.result_root must name a folder, got None"),
+    ("train.checkpoint_root=null", "train.checkpoint_root must name a folder, got None"),
+    ("data.ratio=sometimes", "data.ratio must be a positive number, auto or null"),
     # Written into the space-separated lists, it would make lists that no script can read.
     ("data.gt_dir=my data/gt", "data.gt_dir 'my data/gt': the file lists are space-separated"),
     ("train.still_probability=yes", r"train.still_probability must be in \[0, 1\], got True"),
@@ -64,3 +70,26 @@ def test_a_full_disk_is_one_line_wherever_it_is_raised_and_a_bug_keeps_its_trace
     assert capsys.readouterr().err.splitlines() == ["error: [Errno 28] No space left on device: 'best.weights.h5'"]
     with pytest.raises(FileNotFoundError):
         run_script(lambda: write(FileNotFoundError(errno.ENOENT, "No such file or directory", "x")))
+
+
+def test_a_yaml_file_with_a_key_given_twice_or_broken_syntax_is_one_line(tmp_path):
+    """PyYAML keeps the last of two equal keys without a word: the first setting silently did not count."""
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("train:\n  epochs: 3\n  epochs: 4\n")
+    with pytest.raises(ValueError, match=r"twice.yaml: not valid YAML \(line 3, column 3: the key 'epochs' is given twice\)"):
+        config.load_config(twice)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("train: [\n")
+    with pytest.raises(ValueError, match=r"broken.yaml: not valid YAML \(line 2"):
+        config.load_config(broken)
+    with pytest.raises(FileNotFoundError, match="missing.yaml: no such configuration file"):
+        config.load_config(tmp_path / "missing.yaml")
+
+
+def test_ctrl_c_is_one_line_and_exit_status_130(capsys):
+    def interrupted():
+        raise KeyboardInterrupt
+    with pytest.raises(SystemExit) as stop:
+        config.run_script(interrupted)
+    assert stop.value.code == 130
+    assert capsys.readouterr().err.startswith("stopped (Ctrl-C): files already complete are kept")

@@ -188,7 +188,16 @@ BAD_SIDECARS = [
     ({"ratio": 0}, "ratio must be one number, finite and positive"),
     ({"ratio": float("nan")}, "ratio must be one number, finite and positive"),
     ({"ratio": "abc"}, "ratio must be one number"),
-    ({"white_level": 200}, "white_level 200.0 must be above black_level"),
+    ({"white_level": 200}, "levels must satisfy 0 <= black_level < white_level <= 65535"),
+    # Issue 40 row 5: values that read as numbers but cannot be right.
+    ({"black_level": -500}, "levels must satisfy 0 <= black_level"),
+    ({"white_level": 1e9}, "levels must satisfy .* got .*white_level 1000000000.0"),
+    ({"ratio": True}, "ratio must be one number"),
+    ({"ratio": "256"}, "ratio must be one number"),
+    ({"ccm": [[0, 0, 0]] * 3}, "ccm .* is singular"),
+    ({"ccm": [[1, 0, 0], [1, 0, 0], [0, 0, 1]]}, "ccm .* is singular"),
+    ({"fps": 1e9}, "fps must be between 1 and 1000"),
+    ({"fps": 1e-4}, "fps must be between 1 and 1000"),
     ({"black_level": None}, "black_level must be one number or 4 numbers"),
     ({"black_level": [256, 256, 256]}, "black_level must be one number or 4 numbers"),
     ({"wb_gains": [2.0, 1.0]}, "wb_gains must be 3 numbers, finite and positive"),
@@ -251,3 +260,22 @@ def test_frames_of_a_sliced_memory_map_are_the_slice_s(tmp_path):
     np.save(tmp_path / "c.npy", clip)
     sliced = data.load_packed_raw(tmp_path / "c.npy")[6:9]
     np.testing.assert_array_equal(data.read_frames(sliced, 0, 2), clip[6:8])
+
+
+def test_auto_ratio_finds_the_exposure_of_a_clip_whose_bright_end_is_known():
+    """A scene whose luminance is uniform from 0 to 1 (its 99th percentile 0.99 x data.AUTO_TARGET
+    after scaling by AUTO_TARGET / 0.99), filmed with noise at ratio 100 by synthesis: the ratio
+    chosen from the dark frames is 100, within the noise (2 %)."""
+    rng = np.random.default_rng(0)
+    height, width = 256, 384
+    ramp = np.linspace(0, 1, height * width, dtype=np.float32).reshape(height, width)
+    rng.shuffle(ramp.reshape(-1))
+    scene = np.repeat(np.kron(ramp[::8, ::8], np.ones((8, 8), np.float32))[..., None], 3, axis=-1)  # grey, 8x8 cells
+    scene *= data.AUTO_TARGET / np.percentile(scene, data.AUTO_PERCENTILE)
+    params = synthesis.CameraParams(ratio=100.0, shot_gain=0.5, read_noise=1.5, row_noise=0.2, red_gain=2.0, blue_gain=1.7,
+                                    brightness=1.0, rgb_to_cam=np.eye(3).tolist(), black_level=256, white_level=4095)
+    camera = scene * np.float32([1 / params.red_gain, 1.0, 1 / params.blue_gain])
+    packed_raw = data.packed_from_mosaic(synthesis.expose(synthesis.mosaic(camera)[None].repeat(4, axis=0), params, rng))
+    meta = {"black_level": 256, "white_level": 4095, "wb_gains": [2.0, 1.0, 1.7]}
+    ratio = data.auto_ratio(packed_raw, meta, {**config.DEFAULTS["data"], "ratio": "auto"}, "clip")
+    assert ratio == pytest.approx(100, rel=0.02)

@@ -87,7 +87,8 @@ def test_case_2_writes_videos_npy_and_metrics(experiment, capsys, monkeypatch):
     assert report["videos"][name]["network"]["psnr"] == pytest.approx(metrics.psnr(gt_rgb, results).mean(), abs=1e-4)
     assert report["videos"][name]["network"]["ssim"] == pytest.approx(metrics.ssim(gt_rgb, results).mean(), abs=1e-5)
     assert (folder / "metrics.csv").read_text().startswith(
-        "video,method,psnr,ssim,mse_mabd_1e-3,motion,cast_r,cast_g,cast_b,chroma_error,frames")
+        "video,method,psnr,ssim,mse_mabd_1e-3,motion,cast_r,cast_g,cast_b,chroma_error,angle_median_deg,angle_p90_deg,"
+        "flicker_levels,warp_error_levels,frames")
 
 
 def test_case_3_reads_the_customized_list(experiment):
@@ -95,7 +96,9 @@ def test_case_3_reads_the_customized_list(experiment):
     assert data.read_file_list(root / "customized_list")[0][1] == data.read_file_list(root / "customized_list")[0][2]
     run(folders, "3")
     assert read_video(root / "results" / "tiny" / "customized" / "own.mp4")[0].shape == (6, 24, 32, 3)
-    assert not (root / "results" / "tiny" / "customized" / "metrics.json").exists()  # no ground truth
+    report = json.loads((root / "results" / "tiny" / "customized" / "metrics.json").read_text())
+    assert report["videos"] == {} and report["made_with"]["weights"].endswith("best.weights.h5")  # which model, no scores
+    assert not (root / "results" / "tiny" / "customized" / "metrics.csv").exists()  # no ground truth
 
 
 def test_input_npy_with_output_path(experiment, tmp_path):
@@ -246,11 +249,20 @@ def test_raw_folder_errors(tmp_path):
         camera_raw.RawFolder(mixed)
 
 
-def test_linear_raw_input_needs_a_ratio(experiment, tmp_path):
+def test_a_raw_folder_without_a_ratio_gets_one_chosen_from_its_frames(experiment, tmp_path, capsys):
+    """Flat frames 36 DN above a black level of 64: the ratio brings them to data.AUTO_TARGET."""
     root, folders = experiment
-    camera_raw.write_dng(tmp_path / "f.dng", np.full((32, 48), 100, np.uint16))
-    with pytest.raises(ValueError, match="give the exposure ratio of these frames with --ratio"):
-        run(folders, "--input", str(tmp_path), "--output", str(tmp_path / "x.mp4"))
+    for i in range(2):
+        camera_raw.write_dng(tmp_path / f"f{i}.dng", np.full((32, 48), 100, np.uint16), neutral=(1, 1, 1))
+    run(folders, "--input", str(tmp_path), "--output", str(tmp_path / "x.mp4"))
+    chosen = data.AUTO_TARGET / (36 / (4095 - 64))
+    assert f"exposure ratio {chosen:.1f}, chosen from its frames" in capsys.readouterr().out
+    assert (tmp_path / "x.mp4").is_file()
+    dark = tmp_path / "dark"
+    dark.mkdir()
+    camera_raw.write_dng(dark / "f.dng", np.full((32, 48), 64, np.uint16))
+    with pytest.raises(ValueError, match="no light above the black level.*--ratio"):
+        run(folders, "--input", str(dark), "--output", str(tmp_path / "y.mp4"))
 
 
 def test_srgb_video_as_input_says_why(experiment, tmp_path):
@@ -290,11 +302,11 @@ def test_the_shipped_model_stands_in_for_the_untrained_preset_and_files_its_resu
     shipped = tmp_path / "models" / "shipped"
     shutil.copytree(root / "ckpt" / "tiny", shipped)
     monkeypatch.setattr(test_script, "SHIPPED", shipped / "best.weights.h5")
-    run(folders + naming, "--list", str(root / "valid_list"))
+    run(folders + naming + [f"test.result_root={tmp_path / 'results'}"], "--list", str(root / "valid_list"))
     assert f"weights: {test_script.SHIPPED}" in capsys.readouterr().out
-    report = json.loads((root / "results" / "shipped" / "valid_list" / "metrics.json").read_text())
+    report = json.loads((tmp_path / "results" / "shipped" / "valid_list" / "metrics.json").read_text())
     assert list(report["videos"]) == [entry[0] for entry in data.read_file_list(root / "valid_list")]
-    assert not (root / "results" / "demo").exists()
+    assert not (tmp_path / "results" / "demo").exists()
 
 
 def test_a_named_experiment_that_was_never_trained_stops_instead_of_scoring_the_shipped_model(experiment):
@@ -457,3 +469,82 @@ def test_a_photo_model_for_other_input_is_refused(experiment, photo_model, tmp_p
         run(folders, "2", "--set", f"test.photo_weights={photo_weights}")
     with pytest.raises(FileNotFoundError, match="test.photo_weights: .*nowhere.weights.h5: no such weights file"):
         run(folders, "2", "--set", f"test.photo_weights={tmp_path / 'nowhere.weights.h5'}")
+
+
+def checksums(folder):
+    """{relative path: sha256} of every file under `folder`: what a run must leave as it was."""
+    import hashlib
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
+def test_a_list_name_that_is_a_path_writes_nothing_over_the_ground_truth(experiment, tmp_path):
+    """Issue 40 row 1: `../gt_he/scene1` as a NAME made test.py 2 save NAME.npy over that ground truth."""
+    root, folders = experiment
+    before = checksums(root / "gt_he")
+    escape = tmp_path / "escape_list"
+    escape.write_text(f"../../../gt_he/scene1 {root / 'gt_he' / 'scene1.npy'} {root / 'train_he' / 'scene1.npy'}\n")
+    with pytest.raises(ValueError, match="must be a plain file name"):
+        run(folders, "--list", str(escape))
+    assert checksums(root / "gt_he") == before
+
+
+def test_other_weights_are_filed_under_their_own_name_and_never_over_another_models(experiment, tmp_path, capsys):
+    """Issue 40 row 2: --weights filed another model's results under the preset's experiment."""
+    root, folders = experiment
+    other = tmp_path / "other"
+    shutil.copytree(root / "ckpt" / "tiny", other)
+    run(folders, "--list", str(root / "valid_list"))
+    mine = root / "results" / "tiny" / "valid_list"
+    before = checksums(mine)
+    run(folders, "--list", str(root / "valid_list"), "--weights", str(other / "best.weights.h5"))
+    assert f"results in {root / 'results' / 'other_best' / 'valid_list'}" in capsys.readouterr().out
+    assert checksums(mine) == before
+    shutil.copy(root / "results" / "other_best" / "valid_list" / "metrics.json", mine / "metrics.json")
+    before = checksums(mine)
+    with pytest.raises(ValueError, match=r"valid_list holds the results of other weights \(.*other/best.weights.h5\)"):
+        run(folders, "--list", str(root / "valid_list"))
+    assert checksums(mine) == before
+    shutil.rmtree(mine)
+
+
+def test_a_rerun_stopped_half_way_leaves_the_earlier_results_whole(experiment, monkeypatch):
+    """Issue 40 row 10: a re-run stopped after its first clip left new videos beside the old
+    metrics.json. The folder is now replaced whole at the end, or not at all; what a kill -9 left
+    (a staging folder of a dead PID) is removed by the next run."""
+    root, folders = experiment
+    run(folders, "--list", str(root / "file_list"))
+    results = root / "results" / "tiny" / "file_list"
+    before = checksums(results)
+    assert len([name for name in before if name.endswith(".mp4")]) == 2
+    real = test_script.enhance_clip
+    calls = []
+
+    def stopped_on_the_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+    monkeypatch.setattr(test_script, "enhance_clip", stopped_on_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        run(folders, "--list", str(root / "file_list"), "--set", "test.self_ensemble=2")
+    assert checksums(results) == before
+    assert not [p for p in results.parent.iterdir() if p.name.startswith(".tmp")]
+    monkeypatch.setattr(test_script, "enhance_clip", real)
+    left = results.parent / ".tmp999999.file_list"
+    left.mkdir()
+    (left / "scene0.mp4").write_bytes(b"")
+    run(folders, "--list", str(root / "file_list"), "--set", "test.self_ensemble=2")
+    assert not left.exists()
+    made_with = json.loads((results / "metrics.json").read_text())["made_with"]
+    assert made_with["test"]["self_ensemble"] == 2
+
+
+def test_an_input_setting_that_contradicts_the_weights_stops(experiment, capsys):
+    """Issue 40 row 4: data.normalization=he on weights trained on linear input gave washed-out
+    video (6 dB below) without a word."""
+    root, folders = experiment
+    with pytest.raises(ValueError, match=r"data.normalization=he contradicts the weights .*trained on data.normalization=linear"):
+        run(folders, "--list", str(root / "valid_list"), "--set", "data.normalization=he")
+    with pytest.raises(ValueError, match=r"data.clip_negative=True contradicts the weights"):
+        run(folders, "--list", str(root / "valid_list"), "--set", "data.clip_negative=true")

@@ -82,9 +82,44 @@ def test_synthesize_builds_a_dataset_and_lists(tmp_path, monkeypatch):
 
 def test_a_clip_name_with_a_space_is_refused_before_any_list(tmp_path):
     smoid_layout(tmp_path, ["a", "b c", "d"])
-    with pytest.raises(ValueError, match=r"b c\.npy: a clip name cannot hold spaces"):
+    with pytest.raises(ValueError, match=r"b c\.npy.*must be a plain file name"):
         run(tmp_path)
     assert not (tmp_path / "file_list").exists()
+
+
+def test_a_customized_clip_whose_name_has_a_space_stops_before_its_list(tmp_path):
+    smoid_layout(tmp_path, ["a", "b", "c"])
+    (tmp_path / "customized").mkdir()
+    np.save(tmp_path / "customized" / "my clip.npy", np.zeros((1, 2, 3, 4), np.uint16))
+    with pytest.raises(ValueError, match=r"my clip\.npy.*must be a plain file name"):
+        run(tmp_path, "--set", f"data.customized_dir={tmp_path / 'customized'}")
+    assert not (tmp_path / "customized_list").exists()
+
+
+def test_a_killed_runs_temporary_file_is_not_taken_for_a_clip(tmp_path):
+    """`.tmpPID.NAME.npy` is what a run killed mid-write leaves: it must not block the lists."""
+    smoid_layout(tmp_path, ["a", "b", "c"])
+    np.save(tmp_path / "train_he" / ".tmp999999.d.npy", np.zeros((1, 2, 3, 4), np.uint16))
+    run(tmp_path)
+    names = [entry[0] for name in generate_file_list.LIST_NAMES for entry in data.read_file_list(tmp_path / name)]
+    assert sorted(names) == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("line, message", [
+    ("../../0_data/gt_he/brick g.npy i.npy", "must be a plain file name"),
+    (".hidden g.npy i.npy", "must be a plain file name"),
+    ("a\\b g.npy i.npy", "must be a plain file name"),
+])
+def test_a_list_name_that_is_a_path_is_refused(tmp_path, line, message):
+    (tmp_path / "list").write_text(line + "\n")
+    with pytest.raises(ValueError, match=message):
+        data.read_file_list(tmp_path / "list")
+
+
+def test_a_list_that_names_two_clips_alike_is_refused(tmp_path):
+    (tmp_path / "list").write_text("brick g1.npy i1.npy\ncoins g2.npy i2.npy\nbrick g3.npy i3.npy\n")
+    with pytest.raises(ValueError, match=r"list:3: clip name 'brick' is already on line 1"):
+        data.read_file_list(tmp_path / "list")
 
 
 def test_lists_of_clips_that_are_gone_are_removed(tmp_path):

@@ -4,6 +4,7 @@ import os
 import signal
 from pathlib import Path
 
+import cv2
 import imageio_ffmpeg
 import numpy as np
 import pytest
@@ -212,6 +213,59 @@ def test_colour_measures_by_hand():
     assert scores.result()["chroma_error"] < 0.01 and scores.result()["cast_b"] == pytest.approx(-100)
 
 
+def test_angular_error_by_hand():
+    """Hand-computed: grey (1, 1, 1) against red-free (0, 1, 1) is 35.26 degrees (arccos(2 / sqrt(6))),
+    whatever the brightness; only the ground truth's brighter half of pixels counts; area averaging
+    first (ANGLE_SCALE) lets a pixel's noise cancel."""
+    gt = np.ones((8, 8, 3), np.float32)
+    gt[:, 4:] *= 0.1  # the dark half: left out
+    out = np.zeros_like(gt)
+    out[:, :4] = [0.0, 2.0, 2.0]
+    out[:, 4:] = [5.0, 0.0, 0.0]  # wrong in the dark half only
+    angles = metrics.angular_errors(gt, out)
+    np.testing.assert_allclose(angles, np.degrees(np.arccos(2 / np.sqrt(6))), rtol=1e-6)
+    assert len(angles) == 2  # 8x8 downscaled 4 times: 2x2 cells, the bright half of them
+    checker = np.ones((8, 8, 3), np.float32)
+    checker[::2, ::2] = [1.5, 0.5, 1.0]
+    checker[1::2, 1::2] = [0.5, 1.5, 1.0]  # each 4x4 cell's mean is grey
+    np.testing.assert_allclose(metrics.angular_errors(np.ones((8, 8, 3), np.float32), checker), 0, atol=1e-3)
+    scores = metrics.VideoScores()
+    scores.update(np.full((1, 16, 16, 3), 200, np.uint8), np.full((1, 16, 16, 3), [0, 200, 200], np.uint8))
+    assert scores.result()["angle_median"] == pytest.approx(35.26, abs=0.01)
+
+
+def test_flicker_by_hand_counts_only_where_the_scene_stands_still():
+    """Hand-computed: the ground truth's left half is still, its right half brightens by 10 levels a
+    frame; the output's grey rises 2 levels a frame everywhere. Flicker sees the left half only: 2."""
+    gt = np.full((3, 8, 8, 3), 100, np.uint8)
+    gt[:, :, 4:] += np.arange(3, dtype=np.uint8)[:, None, None, None] * 10
+    out = (gt.astype(int) + np.arange(3)[:, None, None, None] * 2).astype(np.uint8)
+    total, count = metrics.static_flicker(gt[0], gt[1], out[0], out[1])
+    assert count == 32 and total / count == pytest.approx(2.0, abs=1e-3)
+
+
+def test_flicker_and_warping_error_tell_noise_from_motion():
+    """A still textured scene with fresh noise in every output frame scores as flicker; a clean pan
+    of the same texture does not, and its warping error is the flow's own (the ground truth
+    against itself), far below a pan with the same noise."""
+    rng = np.random.default_rng(0)
+    texture = (np.kron(rng.random((40, 56, 3)), np.ones((4, 4, 1))) * 200 + 20).astype(np.uint8)
+    texture = cv2.GaussianBlur(texture, (5, 5), 1.0)
+    still = np.repeat(texture[None, 16:-16, 16:-16], 6, axis=0)
+    noise = lambda frames: np.clip(frames + rng.normal(0, 6, frames.shape), 0, 255).astype(np.uint8)  # noqa: E731
+
+    def score(gt, out):
+        s = metrics.VideoScores()
+        s.update(gt, out)
+        return s.result()
+    noisy_still, clean_still = score(still, noise(still)), score(still, still)
+    assert clean_still["flicker"] == 0 and noisy_still["flicker"] > 4
+    pan = np.stack([texture[16:-16, 16 + 2 * k:texture.shape[1] - 16 + 2 * k] for k in range(-3, 3)])
+    clean_pan, noisy_pan = score(pan, pan), score(pan, noise(pan))
+    assert clean_pan["warp_error"] < 1.5 and noisy_pan["warp_error"] > 3 * clean_pan["warp_error"]
+    assert np.isnan(score(still[:1], still[:1])["flicker"])  # a photo has no frame-to-frame change
+
+
 def test_mp4_round_trips(tmp_path):
     frames = np.random.default_rng(0).integers(0, 256, (7, 32, 48, 3), dtype=np.uint8)
     path = tmp_path / "clip.mp4"
@@ -398,6 +452,32 @@ def test_a_single_frame_is_scored_without_mabd():
     result = scores.result()
     assert result["frames"] == 1 and np.isnan(result["mse_mabd"]) and np.isnan(result["motion"])
     assert result["chroma_error"] == 0
+
+
+def packed_light(rgb):
+    """(..., H, W, 3) linear RGB, constant over each 2x2 block -> the (..., H/2, W/2, 4) packed linear
+    light of such a frame."""
+    blocks = rgb[..., ::2, ::2, :]
+    return np.stack([blocks[..., "RGB".index(letter)] for letter in config.CFA], axis=-1).astype(np.float32)
+
+
+def test_anchor_keeps_a_small_objects_colour_where_a_saturated_light_leaves_a_channel_below_zero():
+    """Under saturated blue light the colour-corrected input's R and G are below zero around a small
+    orange object that holds them (their frame means: -0.0, -0.01). The network's output is greyer
+    than the input (R and G too high in the blue). The anchor must keep the object orange, as its
+    input is, and take the blue's R and G down to what the input has there; a gain per channel for
+    the whole frame scaled the object's green away (frame mean below zero: gain 0)."""
+    height, width, box = 128, 256, (slice(32, 96), slice(64, 128))
+    light = np.broadcast_to(np.float32([-0.03, -0.03, 0.5]), (1, height, width, 3)).copy()
+    light[0][box] = [0.3, 0.1, 0.03]
+    output = np.broadcast_to(np.float32([0.05, 0.05, 0.45]), (1, height, width, 3)).copy()
+    output[0][box] = [0.25, 0.09, 0.03]
+    anchored = synthesis.LEVEL_TO_LINEAR[inference.anchor_colour(synthesis.linear_to_srgb(output), packed_light(light))][0]
+    inner = anchored[40:88, 72:120].reshape(-1, 3).mean(axis=0)  # the object, away from its edges
+    angle = metrics.angular_errors(np.float32([[[0.3, 0.1, 0.03]]]), inner[None, None])
+    assert angle[0] < 2.0 and inner[1] > 0.08
+    blue = anchored[:, 160:].reshape(-1, 3).mean(axis=0)  # away from the object
+    assert blue[0] < 0.01 and blue[1] < 0.01 and abs(blue[2] - 0.5) < 0.03
 
 
 def test_anchor_colour_pins_each_frames_linear_means_to_the_input_but_not_on_a_lamp():

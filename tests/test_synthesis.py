@@ -119,6 +119,17 @@ def test_command_makes_pairs_from_a_video_and_an_image(tiny_cfg, tmp_path):
     assert np.abs(np.diff(still.astype(float), axis=0)).mean() > 0.5  # the pan and zoom moves it
 
 
+def test_two_sources_of_one_name_stop_before_either_is_written(tiny_cfg, tmp_path):
+    """Issue 40 row 8: a/good.png and b/good.png printed "wrote 2 pairs"; the second replaced the first."""
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        cv2.imwrite(str(tmp_path / folder / "good.png"), np.zeros((40, 60, 3), np.uint8))
+    with pytest.raises(ValueError, match="two sources would make the clip 'good'"):
+        synthesis.main([str(tmp_path / "a" / "good.png"), str(tmp_path / "b" / "good.png"),
+                        "--set", f"data.input_dir={tmp_path / 'in'}", f"data.gt_dir={tmp_path / 'gt'}"])
+    assert not (tmp_path / "in").exists()
+
+
 def test_images_of_every_depth_make_the_same_clip_and_a_broken_file_one_line(tmp_path):
     image = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
     synth_cfg = {**config.load_config()["synthesis"], "frames": 2, "height": 32, "width": 48}
