@@ -32,7 +32,6 @@ import threading
 
 import cv2
 import numpy as np
-import tensorflow as tf
 
 import data
 import network
@@ -95,7 +94,9 @@ class TiledEnhancer:
         """`photo`: another TiledEnhancer, for 1-frame clips (a per-frame model trained for them)."""
         self.cfg, self.photo = test_cfg, photo
         self.multiple = network.size_multiple(model)
-        self._run = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        # Keras' own compiled inference call on whichever backend runs it (tf.function on TensorFlow,
+        # jax.jit on JAX), numpy in and out.
+        self._run = model.predict_on_batch
 
     def enhance_window(self, packed):
         """(T, h, w, 4) float32 -> (T, 2h, 2w, 3) float32, blended over spatial tiles."""
@@ -103,14 +104,14 @@ class TiledEnhancer:
         size, overlap = self.cfg["tile_size"], self.cfg["overlap_size"]
         (tile_h, tops), (tile_w, lefts) = (tile_plan(n, size, overlap, self.multiple) for n in (height, width))
         if len(tops) == len(lefts) == 1:  # one tile: nothing to blend, and no passes over the frames
-            return self._run(tf.constant(packed[None])).numpy()[0]
+            return self._run(packed[None])[0]
         weight = (ramp(2 * tile_h, 2 * overlap)[:, None] * ramp(2 * tile_w, 2 * overlap)[None, :])[..., None]
         total = np.zeros((frames, 2 * height, 2 * width, 3), np.float32)
         weights = np.zeros((2 * height, 2 * width, 1), np.float32)
         for top in tops:
             for left in lefts:
                 tile = packed[None, :, top:top + tile_h, left:left + tile_w]
-                rgb = self._run(tf.constant(tile)).numpy()[0]
+                rgb = self._run(tile)[0]
                 rows, cols = slice(2 * top, 2 * (top + tile_h)), slice(2 * left, 2 * (left + tile_w))
                 total[:, rows, cols] += rgb * weight
                 weights[rows, cols] += weight

@@ -548,3 +548,21 @@ def test_an_input_setting_that_contradicts_the_weights_stops(experiment, capsys)
         run(folders, "--list", str(root / "valid_list"), "--set", "data.normalization=he")
     with pytest.raises(ValueError, match=r"data.clip_negative=True contradicts the weights"):
         run(folders, "--list", str(root / "valid_list"), "--set", "data.clip_negative=true")
+
+
+def test_jax_enhances_a_list_as_tensorflow_does(experiment, tmp_path):
+    """Issue 43: test.py on Keras' JAX backend (a GPU machine without TensorFlow) gives the frames
+    that TensorFlow gives, within one uint8 level (float32 on both)."""
+    import subprocess
+    import sys
+    root, folders = experiment
+    same = [*SMALL_TILES, "model.precision=float32"]
+    run(folders + [f"test.result_root={tmp_path / 'tensorflow'}"], "2", "--set", *same)
+    command = [sys.executable, str(Path(test_script.__file__)), "2", "--set", *folders,
+               f"test.result_root={tmp_path / 'jax'}", *same]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "KERAS_BACKEND": "jax"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    name = data.read_file_list(root / "test_list")[0][0]
+    on_tensorflow, on_jax = (np.load(tmp_path / backend / "tiny" / "test" / f"{name}.npy").astype(int)
+                             for backend in ("tensorflow", "jax"))
+    assert on_tensorflow.shape == on_jax.shape and np.abs(on_tensorflow - on_jax).max() <= 1
