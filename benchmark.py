@@ -57,9 +57,8 @@ import losses
 import network
 import synthesis
 import train
-import views
 from atomic import atomic_output
-from inference import TiledEnhancer, tile_plan, time_plan, view_count
+from inference import TiledEnhancer, network_calls, time_plan
 
 SIZES = {  # full: the issue's sizes; quick: tiny, for CI
     "full": {"matmul": 4096, "crop": (16, 128, 128), "clip": (200, 170, 310), "long_frames": 2000,
@@ -335,18 +334,6 @@ def enhance_file(cfg, clip_path, output, size):
         model.load_weights(test_script.SHIPPED)
     enhancer = TiledEnhancer(model, cfg["test"])
     return lambda: test_script.enhance_clip(data.open_clip(clip_path, None, cfg["data"]), enhancer, cfg, output)
-
-
-def network_calls(frames, height, width, test_cfg, multiple):
-    """(calls, shape): the network calls test.py's tiling makes on a clip, all of one input shape
-    (frames, packed height, packed width), or of its transpose for a transposed view (the same
-    work): every view of every window in time times every tile in space, each view mirrored up to
-    a multiple of `multiple` packed pixels first."""
-    _, tile, starts = time_plan(frames, test_cfg)
-    (tile_h, tops), (tile_w, lefts) = (tile_plan(views.padded_size(n, multiple), test_cfg["tile_size"],
-                                                 test_cfg["overlap_size"], multiple) for n in (height, width))
-    window_views = views.views(view_count(test_cfg, frames), tile)
-    return len(window_views) * len(starts) * len(tops) * len(lefts), (tile, tile_h, tile_w)
 
 
 def bench_inference(size, runs, root):

@@ -89,6 +89,18 @@ def ramp(length, overlap):
     return weight
 
 
+def network_calls(frames, height, width, test_cfg, multiple):
+    """(calls, shape): the network calls test.py's tiling makes on a clip, all of one input shape
+    (frames, packed height, packed width), or of its transpose for a transposed view (the same
+    work): every view of every window in time times every tile in space, each view mirrored up to
+    a multiple of `multiple` packed pixels first."""
+    _, tile, starts = time_plan(frames, test_cfg)
+    (tile_h, tops), (tile_w, lefts) = (tile_plan(views.padded_size(n, multiple), test_cfg["tile_size"],
+                                                 test_cfg["overlap_size"], multiple) for n in (height, width))
+    window_views = views.views(view_count(test_cfg, frames), tile)
+    return len(window_views) * len(starts) * len(tops) * len(lefts), (tile, tile_h, tile_w)
+
+
 class TiledEnhancer:
     def __init__(self, model, test_cfg, photo=None):
         """`photo`: another TiledEnhancer, for 1-frame clips (a per-frame model trained for them)."""

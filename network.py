@@ -162,7 +162,7 @@ def resolve_precision(model_cfg):
     reason = bf16_hardware()
     if reason:
         return "mixed_bfloat16", f"auto: {reason}"
-    return "float32", "auto: no GPU or CPU instructions for bf16 here (it would be emulated, ~5x slower)"
+    return "float32", f"auto: no GPU or CPU bf16 instructions that Keras' {keras.backend.backend()} backend uses here (bf16 would be emulated, slower)"
 
 
 def dtype_policy(model_cfg):

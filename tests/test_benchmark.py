@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import benchmark
+import benchmark_enhance
 import config
 import figures
 import network
@@ -29,6 +30,18 @@ def test_quick_benchmark_writes_well_formed_json(tmp_path):
         assert isinstance(results[key], float) and math.isfinite(results[key]) and results[key] > 0, key
     report = benchmark.report(results)
     assert "training_compute_f32_ratio" in report
+
+
+def test_quick_enhancement_benchmark_writes_a_row_for_each_precision(tmp_path):
+    """benchmark_enhance.py --quick (issue 43's command at a tiny size): every figure of each row
+    is a finite positive number (no timing is asserted)."""
+    benchmark_enhance.main(["--quick", "--runs", "1", "--json", str(tmp_path / "enhance.json")])
+    results = json.loads((tmp_path / "enhance.json").read_text())
+    assert results["backend"] == "tensorflow" and [row["precision"] for row in results["rows"]] == ["float32", "mixed_bfloat16"]
+    for row in results["rows"]:
+        for key in ("fps", "model_fps", "ratio", "peak_resident_gib"):
+            assert math.isfinite(row[key]) and row[key] > 0, key
+        assert row["network_calls"] >= 1 and row["accelerator_peak_gib"] is None  # no GPU here
 
 
 def test_the_model_alone_is_timed_on_the_calls_the_tiling_makes():
