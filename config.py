@@ -185,7 +185,7 @@ DEFAULTS = {
         "fps": 25.0,  # for clips whose sidecar gives none (camera raw folders)
     },
     "loss": {
-        # The total loss is the weighted sum of these terms: cast, l1, region, structure, vgg.
+        # The total loss is the weighted sum of these terms: cast, l1, region, structure, temporal, vgg.
         # Multi-loss 1: {structure: 1, region: 1, vgg: 0.01}; multi-loss 2: {l1: 1, structure: 1, region: 1}.
         "terms": {"l1": 1.0},
         "region_threshold": 0.7,  # ground-truth luminance below it is "dark"
@@ -210,7 +210,7 @@ PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 TIME_PADDINGS = ("replicate", "zeros")
 
 MAPPING_VALUES = {("loss", "terms")}  # mappings that an override replaces whole, not key by key
-LOSS_TERMS = ("cast", "l1", "region", "structure", "vgg")
+LOSS_TERMS = ("cast", "l1", "region", "structure", "temporal", "vgg")
 DEPTHS = (2, 3, 4)
 FOLDER_SETTINGS = ("data.input_dir", "data.gt_dir", "data.lists_dir", "data.customized_dir", "data.downloads_dir",
                    "train.checkpoint_root", "test.result_root")

@@ -5,7 +5,8 @@ average over the global batch. `make_loss(loss_cfg)` builds the weighted sum nam
     loss.terms: {l1: 1}                             the baseline
     loss.terms: {structure: 1, region: 1, vgg: 0.01}  multi-loss 1
     loss.terms: {l1: 1, structure: 1, region: 1}      multi-loss 2
-plus `cast`, this project's: the error of each frame's mean colour (see cast_loss).
+plus `cast`, this project's: the error of each frame's mean colour (see cast_loss), and
+`temporal`: the error of the change from frame to frame (see temporal_loss).
 """
 import os
 from pathlib import Path
@@ -64,6 +65,16 @@ def cast_loss(gt_rgb, rgb):
     `cast` column of metrics.py, in [0, 1] instead of levels."""
     frame_means = ops.mean(rgb - gt_rgb, axis=[2, 3])  # (B, F, 3)
     return _per_example_mean(ops.abs(frame_means))
+
+
+def temporal_loss(gt_rgb, rgb):
+    """Mean absolute error of the change from each frame to the next, (B, F - 1, H, W, 3): noise that
+    changes every frame is flicker where the ground truth stands still, and every other term
+    compares frames one by one, blind to it. A crop of one frame has no change: 0."""
+    if rgb.shape[1] is not None and rgb.shape[1] < 2:
+        return ops.zeros((ops.shape(rgb)[0],), rgb.dtype)
+    change, gt_change = rgb[:, 1:] - rgb[:, :-1], gt_rgb[:, 1:] - gt_rgb[:, :-1]
+    return _per_example_mean(ops.abs(change - gt_change))
 
 
 def _gaussian_blur(images, size, sigma):
@@ -168,6 +179,8 @@ def make_loss(loss_cfg):
             terms[name] = l1_loss
         elif name == "cast":
             terms[name] = cast_loss
+        elif name == "temporal":
+            terms[name] = temporal_loss
         elif name == "region":
             terms[name] = lambda gt, out: region_loss(gt, out, loss_cfg["region_threshold"], loss_cfg["region_weights"])
         elif name == "structure":

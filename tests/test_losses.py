@@ -53,6 +53,19 @@ def test_cast_loss_by_hand():
     np.testing.assert_allclose(losses.cast_loss(gt_rgb, rgb).numpy(), expected, atol=1e-6)
 
 
+def test_temporal_loss_by_hand_sees_flicker_that_l1_cannot_tell_from_a_steady_error():
+    """Two outputs 0.1 off the ground truth in every pixel: one always above (steady), one above and
+    below in turn (flicker). L1 scores both 0.1; the temporal term 0 and 0.2, the error of each
+    frame-to-frame change. A single frame has no change: 0."""
+    gt_rgb = np.full((1, 4, 2, 2, 3), 0.5, np.float32)
+    steady = gt_rgb + 0.1
+    flicker = gt_rgb + np.float32([0.1, -0.1, 0.1, -0.1]).reshape(1, 4, 1, 1, 1)
+    np.testing.assert_allclose(losses.l1_loss(gt_rgb, steady), losses.l1_loss(gt_rgb, flicker), rtol=1e-6)
+    np.testing.assert_allclose(losses.temporal_loss(gt_rgb, steady), [0.0], atol=1e-6)
+    np.testing.assert_allclose(losses.temporal_loss(gt_rgb, flicker), [0.2], rtol=1e-5)
+    np.testing.assert_allclose(losses.temporal_loss(gt_rgb[:, :1], flicker[:, :1]), [0.0])
+
+
 def test_combinator_weights_the_configured_terms():
     rng = np.random.default_rng(1)
     gt_rgb, rgb = smooth_video(rng, (2, 2, 24, 24, 3)), smooth_video(rng, (2, 2, 24, 24, 3))
@@ -60,7 +73,7 @@ def test_combinator_weights_the_configured_terms():
     assert sorted(terms) == ["l1", "region", "structure"] and total.shape == (2,)
     expected = np.abs(rgb - gt_rgb).reshape(2, -1).mean(1) + 0.5 * terms["structure"] + 2 * terms["region"]
     np.testing.assert_allclose(total.numpy(), expected, rtol=1e-5)
-    with pytest.raises(ValueError, match="unknown loss 'perceptual'; known losses: cast, l1, region, structure, vgg"):
+    with pytest.raises(ValueError, match="unknown loss 'perceptual'; known losses: cast, l1, region, structure, temporal, vgg"):
         config.load_config(overrides=["loss.terms={perceptual: 1}"])
 
 
