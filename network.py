@@ -20,6 +20,7 @@ import numpy as np
 from keras import layers, ops
 
 import config
+from atomic import atomic_output
 
 class CropToMatch(layers.Layer):
     """Crop (B, F, H, W, C) to the height and width of a reference tensor."""
@@ -323,10 +324,35 @@ def forward_flops(model_cfg, frames, height, width):
     return total
 
 
+def store_half(path):
+    """Rewrite a weights file with every float array stored as float16: half the bytes on disk and
+    in every clone of the repository for a shipped model. Keras loads them into the float32
+    variables as they are (the model computes as before, each weight rounded to 11 bits)."""
+    path = Path(path)
+    if not h5py.is_hdf5(path):
+        raise ValueError(f"{path}: not an HDF5 weights file")
+    with atomic_output(path) as tmp, h5py.File(path, "r") as source, h5py.File(tmp, "w") as target:
+        target.attrs.update(source.attrs)
+
+        def copy(name, item):  # a new file: HDF5 does not give back the space of a deleted array
+            if isinstance(item, h5py.Group):
+                target.require_group(name).attrs.update(item.attrs)
+                return
+            values = item[()]
+            half = values.dtype.kind == "f"
+            target.create_dataset(name, data=values.astype(np.float16) if half else values).attrs.update(item.attrs)
+        source.visititems(copy)
+    print(f"{path}: weights stored as float16 ({path.stat().st_size / 2**20:.1f} MiB)")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--store-half", metavar="WEIGHTS", help="rewrite this weights file in float16 (for shipping)")
     config.add_arguments(parser)
-    cfg = config.from_args(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    if args.store_half:
+        return store_half(args.store_half)
+    cfg = config.from_args(args)
     build_unet(cfg["model"]).summary(line_length=110)
 
 

@@ -220,3 +220,23 @@ def test_a_weights_file_cut_short_says_so_instead_of_blaming_the_model(tmp_path)
     path.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(ValueError, match=r"best.weights.h5: not a readable weights file.*truncated file.*is it complete\?"):
         network.load_weights(model, model_cfg, path)
+
+
+def test_weights_stored_in_half_precision_load_and_compute_as_before(tmp_path):
+    """network.py --store-half: half the bytes of the arrays, loaded into float32 variables, each
+    weight within float16's rounding of its float32 value, the output within a level."""
+    model_cfg = config.load_config(overrides=["model.depth=2", "model.base_channels=8", "model.precision=float32"])["model"]
+    keras.utils.set_random_seed(0)
+    model = network.build_unet(model_cfg)
+    full, half = tmp_path / "full.weights.h5", tmp_path / "half.weights.h5"
+    model.save_weights(full)
+    model.save_weights(half)
+    network.main(["--store-half", str(half)])
+    assert half.stat().st_size < 0.7 * full.stat().st_size
+    loaded = network.build_unet(model_cfg)
+    loaded.load_weights(half)
+    for mine, theirs in zip(model.get_weights(), loaded.get_weights()):
+        assert theirs.dtype == np.float32
+        np.testing.assert_allclose(theirs, mine, rtol=1e-3, atol=1e-4)
+    packed = np.random.default_rng(0).random((1, 4, 16, 16, 4)).astype(np.float32)
+    np.testing.assert_allclose(loaded.predict_on_batch(packed), model.predict_on_batch(packed), atol=1 / 255)
