@@ -296,9 +296,12 @@ def _merge(cfg, update, where, path=()):
             cfg[key] = value
 
 
-# Whole-number settings and the least each may be. YAML reads `true` and `yes` as booleans, which
-# Python counts as integers (1), so each is checked here, before it can pass as one.
-INTEGER_SETTINGS = {
+# Every setting's type is its default's (_check_types): a bool must be true or false, an int a whole
+# number (YAML reads `true` and `yes` as booleans, which Python would count as 1), a float any
+# number, a str text, a list a list. A default of None says nothing of its type: those settings are
+# checked by hand below. Only what a type cannot say is written here: the least each whole number
+# may be, and the settings that name something by default but that null turns off.
+MINIMUMS = {
     "seed": 0, "data.split_seed": 0, "synthesis.seed": 0,
     "synthesis.frames": 1, "synthesis.height": 2, "synthesis.width": 2,
     "synthesis.black_level": 0, "synthesis.white_level": 1,
@@ -309,6 +312,29 @@ INTEGER_SETTINGS = {
     "test.tile_frames": 1, "test.tile_size": 1, "test.overlap_frames": 0, "test.overlap_size": 0,
     "test.mirror_frames": 0, "test.self_ensemble": 1, "test.photo_self_ensemble": 1,
 }
+NULLABLE = {"test.photo_weights"}
+TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "text", list: "a list",
+              dict: "a mapping"}
+
+
+def default_leaves(tree=None, path=()):
+    """(dotted name, default) of every setting: the leaves of DEFAULTS, a mapping value (loss.terms) as one."""
+    for key, value in (DEFAULTS if tree is None else tree).items():
+        if isinstance(value, dict) and path + (key,) not in MAPPING_VALUES:
+            yield from default_leaves(value, path + (key,))
+        else:
+            yield ".".join(path + (key,)), value
+
+
+def of_type(value, kind):
+    """Whether `value` may stand where a default of type `kind` does."""
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return _integer(value)
+    if kind is float:
+        return _number(value)
+    return isinstance(value, kind)
 
 
 def _number(value):
@@ -326,8 +352,9 @@ def _setting(cfg, dotted):
 
 
 def _check_types(cfg):
-    """Values whose type or sign is wrong, named before they fail deep inside a script."""
-    for dotted, least in INTEGER_SETTINGS.items():
+    """Values whose type or sign is wrong, named before they fail deep inside a script; the checks
+    that say a range first, then every other setting against its default's type."""
+    for dotted, least in MINIMUMS.items():
         value = _setting(cfg, dotted)
         if not (_integer(value) and value >= least):
             raise ValueError(f"{dotted} must be an integer >= {least}, got {value!r}")
@@ -353,11 +380,15 @@ def _check_types(cfg):
     for name, weight in cfg["loss"]["terms"].items() if isinstance(cfg["loss"]["terms"], dict) else ():
         if not (_number(weight) and weight >= 0):
             raise ValueError(f"loss.terms.{name} must be a number >= 0, got {weight!r}")
-    for section, key in (("model", "resnet"), ("gan", "enabled"), ("train", "augment"), ("data", "apply_ccm"),
-                         ("data", "clip_negative"), ("train", "jit_compile"), ("train", "deterministic"),
-                         ("test", "anchor_colour")):
-        if not isinstance(cfg[section][key], bool):
-            raise ValueError(f"{section}.{key} must be true or false, got {cfg[section][key]!r}")
+
+
+def _check_default_types(cfg):
+    """Every setting against its default's type (default_leaves), after the checks that say more."""
+    for dotted, default in default_leaves():
+        value = _setting(cfg, dotted)
+        if default is None or (value is None and dotted in NULLABLE) or of_type(value, type(default)):
+            continue
+        raise ValueError(f"{dotted} must be {TYPE_NAMES[type(default)]}, got {value!r}")
 
 
 def _check_synthesis(synth):
@@ -441,6 +472,7 @@ def validate(cfg):
     if cfg["loss"]["ms_ssim"] and 2 * train["crop_size"] < 161:
         raise ValueError(f"loss.ms_ssim needs ground-truth crops of at least 161 pixels, "
                          f"train.crop_size {train['crop_size']} gives {2 * train['crop_size']}")
+    _check_default_types(cfg)
 
 
 STOP_REQUESTS = []  # what a kill or Ctrl-C raised: callbacks.StopOnSignal raises it again if it was swallowed

@@ -93,3 +93,13 @@ def test_ctrl_c_is_one_line_and_exit_status_130(capsys):
         config.run_script(interrupted)
     assert stop.value.code == 130
     assert capsys.readouterr().err.startswith("stopped (Ctrl-C): files already complete are kept")
+
+
+@pytest.mark.parametrize("dotted, default", [(d, v) for d, v in config.default_leaves() if v is not None])
+def test_every_setting_refuses_a_value_of_another_type_than_its_default(dotted, default):
+    """Issue 42: types come from the defaults, not from hand-kept lists (loss.ms_ssim, a boolean,
+    was missing from the hand-kept boolean check). A value of another type, as YAML reads it from
+    --set, stops with a message naming the setting."""
+    wrong = {bool: "maybe", int: "abc", float: "abc", str: "5", list: "5", dict: "5"}[type(default)]
+    with pytest.raises((ValueError, KeyError), match=dotted.split(".")[-1]):
+        config.load_config(overrides=[f"{dotted}={wrong}"])
