@@ -43,7 +43,7 @@ SHORT_FRAMES = (1, 2, 4, 8, 16)
 BURST_FRAMES = 8
 NEUTRAL = {"illuminant_probability": 0.0, "colour_augment_probability": 0.0}
 COLOURED = {"illuminant_probability": 1.0, "colour_augment_probability": 0.0}
-COLOUR_COLUMNS = "cast R, G, B | chroma err"
+COLOUR_COLUMNS = "cast R, G, B | chroma err | angle median, p90 (deg)"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -89,7 +89,12 @@ def cast_cells(s):
 
 
 def colour_cells(s):
-    return f"{cast_cells(s)} | {s['chroma_error']:.3f}"
+    return f"{cast_cells(s)} | {s['chroma_error']:.3f} | {s['angle_median']:.2f}, {s['angle_p90']:.2f}"
+
+
+def head(header):
+    """A markdown table's header line and the rule under it, one `---` a column."""
+    return [header, "|" + " --- |" * header.count("|", 1)]
 
 
 def held_out_results(overrides):
@@ -100,8 +105,7 @@ def held_out_results(overrides):
 
 
 def held_out_table(results):
-    lines = [f"| clips | PSNR | SSIM | MSE(MABD) 1e-3 | {COLOUR_COLUMNS} | linear baseline PSNR | HE baseline PSNR |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = head(f"| clips | PSNR | SSIM | MSE(MABD) 1e-3 | {COLOUR_COLUMNS} | linear baseline PSNR | HE baseline PSNR |")
     for label, overall in results.items():
         net = overall["network"]
         lines.append(f"| {label} | {net['psnr']:.2f} | {net['ssim']:.3f} | {net['mse_mabd']:.3f} | {colour_cells(net)} | "
@@ -126,7 +130,7 @@ def anchor_table(results, overrides):
 def compare_table(experiments, overrides):
     """Several trained models on the held-out source at the target ratio, white and coloured light."""
     chosen = held_out_lists(overrides, ratios=(TARGET_RATIO,))
-    lines = [f"| model | clips | PSNR | SSIM | MSE(MABD) 1e-3 | {COLOUR_COLUMNS} |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = head(f"| model | clips | PSNR | SSIM | MSE(MABD) 1e-3 | {COLOUR_COLUMNS} |")
     for experiment in experiments:
         for label, path in chosen.items():
             net = measure(path, [*overrides, f"experiment={experiment}"])["network"]
@@ -139,7 +143,7 @@ def views_table(counts, overrides):
     """The held-out lists enhanced with each count of test.self_ensemble views (results in their
     own folders): what averaging views gains, at one more network pass a view."""
     cfg = config.load_config(overrides=overrides)
-    lines = [f"| clips | views | PSNR | SSIM | MSE(MABD) 1e-3 | {COLOUR_COLUMNS} |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = head(f"| clips | views | PSNR | SSIM | MSE(MABD) 1e-3 | {COLOUR_COLUMNS} |")
     for label, path in held_out_lists(overrides).items():
         for count in counts:
             net = measure(path, [*overrides, f"test.self_ensemble={count}",
@@ -170,8 +174,8 @@ def noise_table(overrides):
     """The held-out source at the target ratio, the same clips with less of each noise in turn, all
     within what training drew: what each kind of noise costs the model, and so which it removes worst."""
     cfg = config.load_config(overrides=overrides)
-    lines = [f"| held-out source, ratio {TARGET_RATIO} | row, read noise (DN, rms) | PSNR | difference (dB) | SSIM | "
-             f"MSE(MABD) 1e-3 | {COLOUR_COLUMNS} |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = head(f"| held-out source, ratio {TARGET_RATIO} | row, read noise (DN, rms) | PSNR | difference (dB) | SSIM | "
+                 f"MSE(MABD) 1e-3 | {COLOUR_COLUMNS} |")
     reference = None
     for label, (suffix, changes) in noise_changes(cfg["synthesis"]).items():
         path = white_light_list(TARGET_RATIO, overrides, suffix, changes)
@@ -235,8 +239,7 @@ def short_clip_table(overrides, experiments=(None,), middle=24):
     """short_clip_scores as a table; for several experiments, one block of rows each, named in a
     first column."""
     named = experiments != (None,)
-    lines = [("| model " if named else "") + f"| frame {middle} enhanced in | PSNR | difference (dB) | SSIM | {COLOUR_COLUMNS} |",
-             "| --- " * (6 + named) + "|"]
+    lines = head(("| model " if named else "") + f"| frame {middle} enhanced in | PSNR | difference (dB) | SSIM | {COLOUR_COLUMNS} |")
     for experiment in experiments:
         rows = short_clip_scores([*overrides, f"experiment={experiment}"] if named else overrides, middle)
         for label, mean in rows.items():
