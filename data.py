@@ -28,12 +28,12 @@ SIDECAR_SYNONYMS = {"camera_whitebalance": "wb_gains", "white_balance": "wb_gain
                     "colour_matrix": "ccm", "black_level_per_channel": "black_level", "raw_pattern": "cfa",
                     "frame_rate": "fps", "framerate": "fps", "exposure_ratio": "ratio"}
 HE_BINS = 65536  # the original's histogram equalisation: 2**16 bins from the clip's min to max
+MIN_CCM_DETERMINANT = 1e-6  # below it a sidecar's colour matrix is taken as singular
 # data.ratio=auto: the exposure that brings this percentile of a clip's brightness (its linear light,
 # downscaled AUTO_SCALE times so that the noise averages out) to AUTO_TARGET, over at most
 # AUTO_FRAMES frames spread across the clip: one ratio for the clip, so that it does not flicker.
 # AUTO_TARGET is the median of that percentile in the training list's clips at their true ratio
-# (python -m lab.auto_ratio measures it; see docs/testing.md).
-MIN_CCM_DETERMINANT = 1e-6  # below it a sidecar's colour matrix is taken as singular
+# (python generalisation.py --auto-ratio measures it; see docs/testing.md).
 AUTO_PERCENTILE, AUTO_SCALE, AUTO_FRAMES, AUTO_TARGET = 99.0, 4, 8, 0.53
 
 

@@ -25,8 +25,6 @@ PSNR and SSIM are Keras functions of frames in levels (floats 0-255), on any bac
 validation during training (`train.TrainingModel.test_step`, train_jax.py) measures exactly what
 test.py measures.
 """
-import functools
-
 import cv2
 import numpy as np
 from keras import ops
@@ -137,12 +135,6 @@ def static_flicker(gt_before, gt_after, before, after):
     return float(change[still].sum()), int(still.sum())
 
 
-@functools.lru_cache(maxsize=1)
-def _trusted_flow(pair_bytes, shape):
-    gt_before, gt_after = np.frombuffer(pair_bytes, np.uint8).reshape(2, *shape)
-    return flow_consistent_warp(gt_before, gt_after)
-
-
 def flow_consistent_warp(gt_before, gt_after):
     """(map x, map y, valid): where each pixel of `gt_after` was in `gt_before` (DIS optical flow on
     the ground truth), and whether that flow is trusted: consistent forward and backward
@@ -161,11 +153,10 @@ def flow_consistent_warp(gt_before, gt_after):
     return map_x, map_y, (mismatch < bound) & inside
 
 
-def warp_error(gt_before, gt_after, before, after):
+def warp_error(flow, before, after):
     """(sum of |after - before warped onto it| in levels, over RGB, count of pixels) over the
-    pixels whose ground-truth flow is trusted (flow_consistent_warp)."""
-    # The flow is the ground truth's: computed once a pair of frames for every method scored on it.
-    map_x, map_y, valid = _trusted_flow(gt_before.tobytes() + gt_after.tobytes(), gt_after.shape)
+    pixels where `flow`, the ground truth's (flow_consistent_warp), is trusted."""
+    map_x, map_y, valid = flow
     warped = cv2.remap(before.astype(np.float32), map_x, map_y, cv2.INTER_LINEAR)
     difference = np.abs(after.astype(np.float32) - warped).mean(axis=-1)
     return float(difference[valid].sum()), int(valid.sum())
@@ -181,6 +172,11 @@ class VideoScores:
         self.last = None  # the previous chunk's last frame, ground truth and output
 
     def update(self, gt_frames, frames):
+        update_all({None: self}, gt_frames, {None: frames})
+
+    def add_frames(self, gt_frames, frames):
+        """The scores of a chunk frame by frame; returns the chunk's pairs of consecutive frames,
+        the previous chunk's last one first, as (ground truth, output) frames."""
         self.psnr += psnr(gt_frames, frames).tolist()
         self.ssim += ssim(gt_frames, frames).tolist()
         self.colour += mean_colour(frames).tolist()
@@ -193,11 +189,13 @@ class VideoScores:
             gt_frames, frames = np.concatenate([self.last[0], gt_frames]), np.concatenate([self.last[1], frames])
         self.mabd += mabd(brightness(frames)).tolist()
         self.gt_mabd += mabd(brightness(gt_frames)).tolist()
-        for k in range(1, len(frames)):
-            pair = (gt_frames[k - 1], gt_frames[k], frames[k - 1], frames[k])
-            self.flicker += static_flicker(*pair)
-            self.warp += warp_error(*pair)
         self.last = gt_frames[-1:], frames[-1:]
+        return gt_frames, frames
+
+    def add_pair(self, gt_pair, pair, flow):
+        """Flicker and warping error of one pair of consecutive frames, along the ground truth's flow."""
+        self.flicker += static_flicker(*gt_pair, *pair)
+        self.warp += warp_error(flow, *pair)
 
     def result(self):
         colour, gt_colour = np.array(self.colour), np.array(self.gt_colour)
@@ -210,6 +208,19 @@ class VideoScores:
                 "chroma_error": float(chroma_error), "angle_median": float(np.mean(self.angle_median)),
                 "angle_p90": float(np.mean(self.angle_p90)), "flicker": ratio(*self.flicker),
                 "warp_error": ratio(*self.warp), "frames": len(self.psnr)}
+
+
+def update_all(scores, gt_frames, outputs):
+    """Update several methods' VideoScores ({method: scores}) on one chunk of ground truth and each
+    method's output ({method: frames}); the ground truth's optical flow, the same for every method,
+    is computed once a pair of frames, and one pair's at a time is held."""
+    chunks = {method: scores[method].add_frames(gt_frames, frames) for method, frames in outputs.items()}
+    gt_frames = next(iter(chunks.values()))[0]
+    for k in range(1, len(gt_frames)):
+        gt_pair = gt_frames[k - 1], gt_frames[k]
+        flow = flow_consistent_warp(*gt_pair)
+        for method, (_, frames) in chunks.items():
+            scores[method].add_pair(gt_pair, (frames[k - 1], frames[k]), flow)
 
 
 def ratio(total, count):

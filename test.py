@@ -29,11 +29,11 @@ from tqdm import tqdm
 import baselines
 import config
 import data
+import metrics
 import network
 from atomic import atomic_folder, atomic_output
 from camera_raw import RawFolder, upright
 from inference import TiledEnhancer
-from metrics import VideoScores
 from video_io import VideoWriter, input_preview, read_video
 
 CASES = {0: ("train", "file_list"), 1: ("validation", "valid_list"), 2: ("test", "test_list"),
@@ -209,7 +209,7 @@ def enhance_clip(clip, enhancer, cfg, output, compare=False, sheet=False, save_n
     clip has ground truth, else None. Every file appears only once it is complete."""
     has_gt = clip.gt_rgb is not None
     normalizers = baselines.baseline_normalizers(clip, cfg["data"]) if has_gt else {}
-    scores = {name: VideoScores() for name in ["network", *normalizers]}
+    scores = {name: metrics.VideoScores() for name in ["network", *normalizers]}
     count, height, width, _ = clip.packed_raw.shape
     flip = (clip.meta or {}).get("flip", 0)  # camera raw frames are written as the camera was held
     sheet_frames = set(np.linspace(0, count - 1, min(SHEET_FRAMES, count)).astype(int).tolist())
@@ -241,9 +241,9 @@ def enhance_clip(clip, enhancer, cfg, output, compare=False, sheet=False, save_n
             packed_raw = data.read_frames(clip.packed_raw, start, stop)
             gt = data.read_frames(clip.gt_rgb, start, stop) if has_gt else None
             if has_gt:
-                scores["network"].update(gt, rgb)
-                for name, normalize in normalizers.items():
-                    scores[name].update(gt, baselines.render(name, normalize, packed_raw))
+                outputs = {"network": rgb, **{name: baselines.render(name, normalize, packed_raw)
+                                              for name, normalize in normalizers.items()}}
+                metrics.update_all(scores, gt, outputs)
             if compare or sheet:
                 panels = [upright(input_preview(clip.normalize(packed_raw)), flip), shown] + ([upright(gt, flip)] if has_gt else [])
                 side_by_side = np.concatenate(panels, axis=2)
