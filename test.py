@@ -163,6 +163,7 @@ def open_input(path, cfg):
     """One clip from --input: a packed npy or a folder of camera raw frames, no ground truth."""
     path = Path(path)
     if path.is_dir():
+        path = path.resolve()  # `--input .` names the folder too: its name is the clip's
         frames = RawFolder(path)
         meta = dict(frames.meta, fps=cfg["test"]["fps"])
         # Raw files record no exposure ratio: --ratio (data.ratio) gives one, else it is chosen from the frames.

@@ -566,3 +566,16 @@ def test_jax_enhances_a_list_as_tensorflow_does(experiment, tmp_path):
     on_tensorflow, on_jax = (np.load(tmp_path / backend / "tiny" / "test" / f"{name}.npy").astype(int)
                              for backend in ("tensorflow", "jax"))
     assert on_tensorflow.shape == on_jax.shape and np.abs(on_tensorflow - on_jax).max() <= 1
+
+
+def test_a_raw_folder_given_as_dot_is_named_after_the_folder(experiment, tmp_path, monkeypatch):
+    """`--input .` from inside a folder of raw frames: the clip's name (and its video's) is the
+    folder's, not empty; it crashed in pathlib ("has an empty name")."""
+    root, folders = experiment
+    burst = tmp_path / "night"
+    burst.mkdir()
+    for i in range(2):
+        camera_raw.write_dng(burst / f"f{i}.dng", np.random.default_rng(i).integers(64, 400, (32, 48)).astype(np.uint16))
+    monkeypatch.chdir(burst)
+    run(folders, "--input", ".", "--ratio", "50")
+    assert (root / "results" / "tiny" / "input" / "night.mp4").is_file()
