@@ -24,7 +24,10 @@
    test.tile_frames: 60 frames on 200, 71 on 2,000), and the peak follows the window, so the
    2,000 frames are measured again at the 200-frame clip's window: whether memory grows with the
    clip itself;
-6. with --compare-torch (PyTorch installed; never a requirement): the same U-Net's training step in
+6. burst: peak resident memory and time per frame of `test.py --input FOLDER` on synthetic DNG
+   bursts of 24 megapixels (6000x4000), 8, 16 and 32 frames, each in a fresh process, with the
+   shipped model and every default: what a camera's full-size burst costs;
+7. with --compare-torch (PyTorch installed; never a requirement): the same U-Net's training step in
    PyTorch, float32 and bf16 autocast, each in its faster memory layout, timed by a fresh process of
    this run, against the step of the precision `auto` picks here (needs the training section).
 
@@ -62,13 +65,14 @@ from inference import TiledEnhancer, network_calls, time_plan
 
 SIZES = {  # full: the issue's sizes; quick: tiny, for CI
     "full": {"matmul": 4096, "crop": (16, 128, 128), "clip": (200, 170, 310), "long_frames": 2000,
-             "dataset": (4, 48, 288, 512), "model": ["preset=smoid"]},
+             "dataset": (4, 48, 288, 512), "model": ["preset=smoid"], "burst": ((8, 16, 32), 4000, 6000)},
     "quick": {"matmul": 256, "crop": (4, 16, 16), "clip": (12, 20, 28), "long_frames": 36,
               "dataset": (3, 8, 40, 48), "model": ["preset=smoid", "model.depth=2", "model.base_channels=4",
                                                    "test.tile_frames=8", "test.tile_size=16", "test.overlap_size=4",
-                                                   "test.overlap_frames=2"]},
+                                                   "test.overlap_frames=2"],
+              "burst": ((2, 3), 48, 64)},
 }
-SECTIONS = ("roofline", "training", "inference", "memory")
+SECTIONS = ("roofline", "training", "inference", "memory", "burst")
 TARGETS = {  # figure: (comparison, bound)
     "training_compute_f32_ratio": ("min", 0.90),
     "training_compute_bf16_ratio": ("min", 0.90),
@@ -77,6 +81,7 @@ TARGETS = {  # figure: (comparison, bound)
     "inference_bf16_ratio": ("max", 1.20),
     "inference_memory_same_window_ratio": ("max", 1.10),
     "training_peak_memory_gib": ("max", 4.0),
+    "burst_32_peak_memory_gib": ("max", 6.0),
     "torch_best_over_auto_step": ("min", 1.0),
 }
 
@@ -346,7 +351,8 @@ def bench_inference(size, runs, root):
         # The model alone, on the very calls the tiling makes: what the pipeline adds is the rest.
         unet = network.build_unet(cfg["model"])
         model = tf.function(lambda x: unet(x, training=False))
-        calls, shape = network_calls(frames, height, width, cfg["test"], network.size_multiple(unet))
+        calls, shape = network_calls(frames, height, width, cfg["test"], network.size_multiple(unet),
+                                     unet.dtype_policy.compute_dtype)
         window = tf.random.uniform((1, *shape, 4))
         model_seconds = calls * median_seconds(lambda: model(window).numpy(), runs)
         results["inference_model_work"] = calls * int(np.prod(shape)) / (frames * height * width)
@@ -379,7 +385,12 @@ def child(args):
         for _ in range(int(paths[0])):
             step()
         return
-    if kind == "infer":  # CLIP OUTPUT [SECTION.KEY=VALUE ...]
+    if kind == "burst":  # FOLDER OUTPUT: test.py as a user runs it, its seconds before the peak
+        import test as test_script  # the script: its name shadows the standard library's test package
+        start = timeit.default_timer()
+        test_script.main(["--input", paths[0], "--output", paths[1], "--ratio", "8"])
+        print(timeit.default_timer() - start)
+    elif kind == "infer":  # CLIP OUTPUT [SECTION.KEY=VALUE ...]
         enhance_file(bench_config(size, *paths[2:]), paths[0], Path(paths[1]), size)()
     else:
         cfg = bench_config(size, "train.epochs=1", f"train.checkpoint_root={paths[0]}/ckpt",
@@ -419,6 +430,33 @@ def bench_memory(size, root):
     if not (Path(root) / "file_list").is_file():  # unless the training section made it already
         make_dataset(root, size)
     results["training_peak_memory_gib"] = peak_memory_gib(size, "train", str(root))
+    return results
+
+
+def make_burst(folder, frames, height, width):
+    """A burst of `frames` DNG files of a height x width mosaic: a smooth scene, noise per frame."""
+    from camera_raw import write_dng
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    rows, cols = np.mgrid[0:height, 0:width].astype(np.float32)
+    scene = 500 + 300 * np.sin(cols / 97) * np.cos(rows / 131)
+    for frame in range(frames):
+        write_dng(folder / f"{frame:03d}.dng", np.clip(scene + rng.normal(0, 20, scene.shape), 0, 4095).astype(np.uint16))
+
+
+def bench_burst(size, root):
+    counts, height, width = SIZES[size]["burst"]
+    results = {}
+    for frames in counts:
+        folder = Path(root) / f"burst{frames}"
+        make_burst(folder, frames, height, width)
+        done = subprocess.run([sys.executable, __file__, "--child", size, "burst", str(folder), str(Path(root) / "burst.mp4")],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"benchmark burst of {frames} frames failed:\n{done.stderr[-3000:]}")
+        seconds, peak_kib = map(float, done.stdout.split()[-2:])
+        results[f"burst_{frames}_peak_memory_gib"] = peak_kib / 2**20
+        results[f"burst_{frames}_seconds_per_frame"] = seconds / frames
     return results
 
 
@@ -490,6 +528,8 @@ def main(argv=None):
             results.update(bench_inference(size, args.runs, root))
         if "memory" in args.sections:
             results.update(bench_memory(size, root))
+        if "burst" in args.sections:
+            results.update(bench_burst(size, root))
     print(report(results))
     if args.json:
         with atomic_output(args.json) as tmp:

@@ -85,7 +85,8 @@ def measure(clip_path, frames, precision, runs, quick):
     output = Path(clip_path).with_name("out.mp4")
     end_to_end = best_seconds(lambda: test_script.enhance_clip(clip, enhancer, cfg, output), runs)
     _, height, width, _ = clip.packed_raw.shape
-    calls, shape = network_calls(frames, height, width, cfg["test"], network.size_multiple(model))
+    calls, shape = network_calls(frames, height, width, cfg["test"], network.size_multiple(model),
+                                 model.dtype_policy.compute_dtype)
     window = np.random.default_rng(0).random((1, *shape, 4), np.float32)
     model_alone = calls * best_seconds(lambda: model.predict_on_batch(window), runs)
     return {"fps": frames / end_to_end, "model_fps": frames / model_alone, "ratio": end_to_end / model_alone,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+
 # TensorFlow's start-up lines are not the scripts' output: this hides its CPU feature guard's two
 # (set before TensorFlow loads, which every script imports after this module; set the variable
 # yourself, to 0, to see them). Its oneDNN notice comes before it reads the variable, and stays.
@@ -166,6 +167,10 @@ DEFAULTS = {
         # one window more, 240 frames of work instead of 216).
         "mirror_frames": 8,
         "overlap_size": 32,  # packed pixels
+        # The peak memory enhancing aims at, by inference.memory_plan's estimates: frames too large
+        # for a window of them to fit are enhanced tile by tile through the whole clip, their input
+        # and output in temporary files (TMPDIR), with smaller tiles where a tile's work must shrink.
+        "memory_gib": 6.0,
         # Scale each enhanced frame (in linear light), region by region, so that its means equal the
         # input's (inference.anchor_colour): the network drifts in brightness and colour, the
         # input's means over a region do not. Linear input only (`he` input has no linear light).
@@ -366,6 +371,8 @@ def _check_types(cfg):
     ratio = cfg["data"]["ratio"]
     if ratio not in (None, "auto") and not (_number(ratio) and ratio > 0):
         raise ValueError(f"data.ratio must be a positive number, auto or null, got {ratio!r}")
+    if not (_number(cfg["test"]["memory_gib"]) and cfg["test"]["memory_gib"] > 0):
+        raise ValueError(f"test.memory_gib must be a number of GiB above 0, got {cfg['test']['memory_gib']!r}")
     fps = cfg["test"]["fps"]
     if not (_number(fps) and FPS_RANGE[0] <= fps <= FPS_RANGE[1]):
         raise ValueError(f"test.fps must be a number from {FPS_RANGE[0]} to {FPS_RANGE[1]} (players cannot show others), got {fps!r}")

@@ -26,12 +26,16 @@ rounding the finished frames (a thread), and whatever the caller does with them 
 metrics), so the model is rarely left waiting.
 """
 import contextlib
+import dataclasses
 import math
+import os
 import queue
+import tempfile
 import threading
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 import data
 import network
@@ -47,6 +51,12 @@ LINEAR_TO_LEVEL = to_uint8(synthesis.linear_to_srgb(np.arange(LINEAR_STEPS + 1) 
 ANCHOR_CELL = 16  # 2x2 blocks a side: the anchor's statistics are taken over cells where the noise averages out
 ANCHOR_TRUST = 30.0  # a cell's own gains count half where its input's mean is this many standard errors bright
 MAX_TINT = 1.25  # the most the frame-wide gains scale one channel against the brightness, either way
+GIB = 2**30
+# Peak memory of one network call on a CPU (benchmark.py --sections big): a fixed part, and a part
+# for each packed pixel of each frame in the call, by the layers' compute type.
+CALL_BYTES = 0.65 * GIB
+CALL_BYTES_PER_PIXEL = {"bfloat16": 550, "float16": 550, "float32": 1050}
+WINDOW_COPIES = 3  # float RGB copies of a window that enhancing it holds at once (network, views, blend)
 
 
 def tile_plan(length, max_tile, overlap, multiple=1):
@@ -89,16 +99,38 @@ def ramp(length, overlap):
     return weight
 
 
-def network_calls(frames, height, width, test_cfg, multiple):
+def network_calls(frames, height, width, test_cfg, multiple, compute_dtype="float32"):
     """(calls, shape): the network calls test.py's tiling makes on a clip, all of one input shape
     (frames, packed height, packed width), or of its transpose for a transposed view (the same
-    work): every view of every window in time times every tile in space, each view mirrored up to
-    a multiple of `multiple` packed pixels first."""
+    work): every view of every window in time times every tile in space (memory_plan's size),
+    each view mirrored up to a multiple of `multiple` packed pixels first."""
     _, tile, starts = time_plan(frames, test_cfg)
-    (tile_h, tops), (tile_w, lefts) = (tile_plan(views.padded_size(n, multiple), test_cfg["tile_size"],
+    _, tile_size = memory_plan(frames, height, width, test_cfg, multiple, compute_dtype)
+    (tile_h, tops), (tile_w, lefts) = (tile_plan(views.padded_size(n, multiple), tile_size,
                                                  test_cfg["overlap_size"], multiple) for n in (height, width))
     window_views = views.views(view_count(test_cfg, frames), tile)
     return len(window_views) * len(starts) * len(tops) * len(lefts), (tile, tile_h, tile_w)
+
+
+def memory_plan(frames, height, width, test_cfg, multiple, compute_dtype):
+    """(by_tiles, tile_size) that keep a clip of `frames` packed (height, width) frames within
+    test.memory_gib, by the estimates above: window by window over whole frames where a window
+    fits (a video then streams through), else tile by tile through the whole clip (a burst of
+    large frames), with the tile shrunk until one tile's work fits."""
+    budget, overlap = test_cfg["memory_gib"] * GIB, test_cfg["overlap_size"]
+    _, window, _ = time_plan(frames, test_cfg)
+    rgb_bytes = 4 * 3 * 4  # the float RGB of a packed pixel's 2x2 output pixels
+
+    def tile_bytes(size):
+        (tile_h, _), (tile_w, _) = (tile_plan(views.padded_size(n, multiple), size, overlap, multiple) for n in (height, width))
+        return CALL_BYTES + window * tile_h * tile_w * (CALL_BYTES_PER_PIXEL[compute_dtype] + WINDOW_COPIES * rgb_bytes)
+
+    size = test_cfg["tile_size"]
+    if tile_bytes(size) + window * height * width * rgb_bytes * WINDOW_COPIES <= budget:
+        return False, size
+    while size - multiple > overlap and tile_bytes(size) > budget:
+        size -= multiple
+    return True, size
 
 
 class TiledEnhancer:
@@ -109,6 +141,7 @@ class TiledEnhancer:
         # Keras' own compiled inference call on whichever backend runs it (tf.function on TensorFlow,
         # jax.jit on JAX), numpy in and out.
         self._run = model.predict_on_batch
+        self.compute_dtype = model.dtype_policy.compute_dtype
 
     def enhance_window(self, packed):
         """(T, h, w, 4) float32 -> (T, 2h, 2w, 3) float32, blended over spatial tiles."""
@@ -133,7 +166,8 @@ class TiledEnhancer:
         """Yield (first frame index, uint8 RGB frames) chunks of the enhanced clip, in order."""
         if self.photo is not None and len(clip.packed_raw) == 1:
             return self.photo.enhance(clip)
-        return in_background(self._finish(clip))
+        by_tiles, tile_size = memory_plan(*clip.packed_raw.shape[:3], self.cfg, self.multiple, self.compute_dtype)
+        return in_background(self._by_tiles(clip, tile_size) if by_tiles else self._finish(clip))
 
     def _finish(self, clip):
         with contextlib.closing(in_background(self._blend(clip))) as blended:
@@ -170,6 +204,32 @@ class TiledEnhancer:
                     yield first - mirror, (rgb, None if linear is None else linear[own])
                 carry_sum, carry_weight = window_sum[done:], window_weight[done:]
 
+    def _by_tiles(self, clip, tile_size):
+        """enhance's chunks, one frame each, for a clip enhanced tile by tile: each tile (of at most
+        `tile_size` packed pixels) through every window of the clip, as _blend does whole frames.
+        The input is decoded once into a temporary file and the output gathered in another, so
+        memory follows the tile, not the frame; no frame is done before the last tile."""
+        length, height, width, _ = clip.packed_raw.shape
+        overlap = self.cfg["overlap_size"]
+        rows, cols = (TileAxis(n, *tile_plan(views.padded_size(n, self.multiple), tile_size, overlap, self.multiple), overlap)
+                      for n in (height, width))
+        raw = DiskFrames(clip.packed_raw.shape, clip.packed_raw.dtype)
+        for f in range(length):
+            raw.write(f, data.read_frames(clip.packed_raw, f, f + 1))
+        blend = TileBlend(DiskFrames((length, 2 * height, 2 * width, 3), np.uint8), rows, cols)
+        tiles = [(a, b) for a in range(len(rows.spans)) for b in range(len(cols.spans))]
+        for a, b in tqdm(tiles, desc=f"{clip.name}: tiles", unit="tile", leave=False, disable=None):
+            crop = CroppedFrames(raw, rows.packed(a), cols.packed(b))
+            # No linear light: the anchor needs whole frames, and takes them below.
+            tile_clip = dataclasses.replace(clip, packed_raw=crop, linear=None, linear_to_input=None)
+            for first, (rgb, _) in self._blend(tile_clip):
+                blend.add(a, b, first, rgb)
+            blend.tile_done(a, b)
+        anchored = self.cfg["anchor_colour"] and clip.linear is not None
+        for f in range(length):
+            frame = blend.output.read(f, f + 1)
+            yield f, anchor_colour(frame, clip.linear(raw.read(f, f + 1))) if anchored else frame
+
     def _read(self, clip, start, stop, window_views):
         """Frames [start, stop) of the clip, mirrored at its ends: for each of `window_views`, the
         network's input, the linear light that test.anchor_colour pins the output to (None without
@@ -184,18 +244,123 @@ class TiledEnhancer:
                 yield clip.normalize(shown), linear, packed_raw.shape
 
 
+class TileAxis:
+    """One axis of a tile-by-tile plan, in output pixels: each tile's span (cut at the clip's edge),
+    its blending weight there (the weights of the tiles over a pixel sum to 1), and the cells the
+    tiles' edges cut the axis into, with the tiles over each."""
+
+    def __init__(self, length, tile, starts, overlap):
+        self.starts, self.tile, self.length = starts, tile, length
+        self.spans = [(2 * start, min(2 * (start + tile), 2 * length)) for start in starts]
+        ramps = [ramp(2 * tile, 2 * overlap)[:stop - start] for start, stop in self.spans]
+        total = np.zeros(2 * length, np.float32)
+        for (start, stop), weight in zip(self.spans, ramps):
+            total[start:stop] += weight
+        self.weights = [weight / total[start:stop] for (start, stop), weight in zip(self.spans, ramps)]
+        edges = sorted({edge for span in self.spans for edge in span})
+        self.cells = list(zip(edges[:-1], edges[1:]))
+        self.covers = [[t for t, (start, stop) in enumerate(self.spans) if start <= a and b <= stop] for a, b in self.cells]
+
+    def packed(self, t):
+        """Tile t's packed pixels, cut at the clip's edge (a view mirrors them up to its size)."""
+        return slice(self.starts[t], min(self.starts[t] + self.tile, self.length))
+
+    def cells_of(self, t):
+        return [c for c, tiles in enumerate(self.covers) if t in tiles]
+
+
+class TileBlend:
+    """Tiles' float RGB -> the uint8 frames of `output` (a DiskFrames), each cell of pixels written
+    once the last tile over it is done. Cells under one tile are written as they come; only cells
+    in an overlap still waiting for a tile are held, as float sums of the tiles' weighted output."""
+
+    def __init__(self, output, rows, cols):
+        self.output, self.rows, self.cols = output, rows, cols
+        self.held, self.waiting = {}, {}
+
+    def add(self, a, b, first, rgb):
+        """Tile (a, b)'s output for frames [first, first + len(rgb)), in the tile's own pixels."""
+        top, left = self.rows.spans[a][0], self.cols.spans[b][0]
+        for i in self.rows.cells_of(a):
+            for j in self.cols.cells_of(b):
+                (r0, r1), (c0, c1) = self.rows.cells[i], self.cols.cells[j]
+                part = rgb[:, r0 - top:r1 - top, c0 - left:c1 - left]
+                covers = len(self.rows.covers[i]) * len(self.cols.covers[j])
+                if covers == 1:  # its weight is 1
+                    self.output.write(first, to_uint8(part), slice(r0, r1), slice(c0, c1))
+                    continue
+                weight = self.rows.weights[a][r0 - top:r1 - top, None, None] * self.cols.weights[b][None, c0 - left:c1 - left, None]
+                if (i, j) not in self.held:
+                    self.held[i, j] = np.zeros((self.output.shape[0], r1 - r0, c1 - c0, 3), np.float32)
+                    self.waiting[i, j] = covers
+                self.held[i, j][first:first + len(part)] += part * weight
+
+    def tile_done(self, a, b):
+        """Tile (a, b) has given all its frames: write the cells it was the last tile of."""
+        for i in self.rows.cells_of(a):
+            for j in self.cols.cells_of(b):
+                if (i, j) in self.waiting:
+                    self.waiting[i, j] -= 1
+                    if not self.waiting[i, j]:
+                        del self.waiting[i, j]
+                        (r0, r1), (c0, c1) = self.rows.cells[i], self.cols.cells[j]
+                        self.output.write(0, to_uint8(self.held.pop((i, j))), slice(r0, r1), slice(c0, c1))
+
+
+class DiskFrames:
+    """A (F, H, W, C) array in an unnamed temporary file (gone however the process ends), read and
+    written through a map made for each access: pages touched through a lasting map would stay in
+    this process's resident memory, which would then grow to the whole array."""
+
+    def __init__(self, shape, dtype):
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+        self.file = tempfile.TemporaryFile()
+        size = self.dtype.itemsize * math.prod(self.shape)
+        try:  # the space is taken now: a full disk stops here with a message, not later with SIGBUS
+            os.posix_fallocate(self.file.fileno(), 0, size)
+        except OSError as error:
+            self.file.close()
+            raise OSError(f"{tempfile.gettempdir()}: no room for {size / GIB:.1f} GiB of frames being enhanced "
+                          f"({error.strerror}); free some, or set TMPDIR to a disk with room") from None
+
+    def _map(self, start, stop):
+        frame_bytes = self.dtype.itemsize * math.prod(self.shape[1:])
+        return np.memmap(self.file, self.dtype, "r+", start * frame_bytes, (stop - start, *self.shape[1:]))
+
+    def read(self, start, stop, rows=slice(None), cols=slice(None)):
+        return np.array(self._map(start, stop)[:, rows, cols])
+
+    def write(self, start, values, rows=slice(None), cols=slice(None)):
+        self._map(start, start + len(values))[:, rows, cols] = values
+
+
+class CroppedFrames:
+    """DiskFrames cut to (rows, cols): to data.read_frames, a clip's packed_raw of that size."""
+
+    def __init__(self, frames, rows, cols):
+        self.frames, self.rows, self.cols = frames, rows, cols
+        self.shape = (frames.shape[0], rows.stop - rows.start, cols.stop - cols.start, frames.shape[3])
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, frames):
+        start, stop, _ = frames.indices(len(self))
+        return self.frames.read(start, stop, self.rows, self.cols)
+
+
 def finish(rgb, linear):
     """Float RGB frames -> the uint8 frames saved: anchored to `linear`, the input's linear light,
     where there is one (test.anchor_colour), else rounded as they are."""
-    return to_uint8(rgb) if linear is None else anchor_colour(rgb, linear)
+    out = to_uint8(rgb)
+    return out if linear is None else anchor_colour(out, linear)
 
 
-def anchor_colour(rgb, linear):
-    """Float RGB frames -> uint8, each frame's colour and brightness brought in linear light to those
-    of `linear` (the input's linear light, packed, at the target exposure), region by region
+def anchor_colour(out, linear):
+    """uint8 RGB frames, each frame's colour and brightness brought (in place) in linear light to
+    those of `linear` (the input's linear light, packed, at the target exposure), region by region
     (frame_gains). The input's means over a region are the scene's, its noise averaging out, while
     the network's output drifts in brightness and colour."""
-    out = to_uint8(rgb)
     for f, frame in enumerate(out):
         frame_linear = cv2.LUT(frame, synthesis.LEVEL_TO_LINEAR[None])
         out_blocks = cv2.resize(frame_linear, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)

@@ -454,6 +454,37 @@ def test_a_single_frame_is_scored_without_mabd():
     assert result["chroma_error"] == 0
 
 
+def test_tile_by_tile_through_the_clip_gives_what_whole_frames_give():
+    """Past test.memory_gib a clip is enhanced tile by tile, each through every window of the clip,
+    its input and output in temporary files: through mirrored ends, windows, tiles cut at the
+    frame's edge and the anchor, it must give what the window-by-window path gives with tiles of
+    the same size (up to a level of rounding)."""
+    rng = np.random.default_rng(1)
+    linear = (rng.random((11, 22, 38, 4)) * 0.6).astype(np.float32)
+    identity = lambda x: np.asarray(x, np.float32)  # noqa: E731 - the packed frames are their own linear light
+    clip = data.Clip("clip", linear, None, None, identity, identity, identity)
+    model = textured_model()
+    cfg = tiling_cfg(tile_frames=6, overlap_frames=2, tile_size=64, overlap_size=4, mirror_frames=3, memory_gib=1e-6)
+    by_tiles, size = inference.memory_plan(11, 22, 38, cfg, network.size_multiple(model), "float32")
+    assert by_tiles and size == 8  # shrunk to the least above the overlap that the U-Net pools evenly
+    tiled = run(inference.TiledEnhancer(model, cfg), clip).astype(int)
+    whole = run(inference.TiledEnhancer(model, {**cfg, "tile_size": size, "memory_gib": 64.0}), clip).astype(int)
+    assert tiled.shape == whole.shape == (11, 44, 76, 3)
+    assert np.abs(tiled - whole).max() <= 1 and (tiled != whole).mean() < 0.01
+
+
+def test_memory_plan_keeps_small_frames_whole_and_tiles_a_24_megapixel_burst():
+    """By the estimates: a 1080p burst of 16 frames fits 6 GiB window by window; 32 frames of 24
+    megapixels do not, and go tile by tile, with tiles small enough for one tile's work to fit."""
+    cfg = tiling_cfg()
+    assert inference.memory_plan(16, 540, 960, cfg, 8, "bfloat16") == (False, 512)
+    by_tiles, size = inference.memory_plan(32, 2000, 3000, cfg, 8, "bfloat16")
+    window = 32 + 2 * cfg["mirror_frames"]
+    assert by_tiles and 128 <= size < 512
+    (tile_h, _), (tile_w, _) = (inference.tile_plan(n, size, cfg["overlap_size"], 8) for n in (2000, 3000))
+    assert inference.CALL_BYTES + window * tile_h * tile_w * (550 + 3 * 48) <= cfg["memory_gib"] * inference.GIB
+
+
 def packed_light(rgb):
     """(..., H, W, 3) linear RGB, constant over each 2x2 block -> the (..., H/2, W/2, 4) packed linear
     light of such a frame."""
@@ -472,7 +503,7 @@ def test_anchor_keeps_a_small_objects_colour_where_a_saturated_light_leaves_a_ch
     light[0][box] = [0.3, 0.1, 0.03]
     output = np.broadcast_to(np.float32([0.05, 0.05, 0.45]), (1, height, width, 3)).copy()
     output[0][box] = [0.25, 0.09, 0.03]
-    anchored = synthesis.LEVEL_TO_LINEAR[inference.anchor_colour(synthesis.linear_to_srgb(output), packed_light(light))][0]
+    anchored = synthesis.LEVEL_TO_LINEAR[inference.anchor_colour(to_uint8(synthesis.linear_to_srgb(output)), packed_light(light))][0]
     inner = anchored[40:88, 72:120].reshape(-1, 3).mean(axis=0)  # the object, away from its edges
     angle = metrics.angular_errors(np.float32([[[0.3, 0.1, 0.03]]]), inner[None, None])
     assert angle[0] < 2.0 and inner[1] > 0.08
@@ -491,12 +522,12 @@ def test_anchor_colour_pins_each_frames_linear_means_to_the_input_but_not_on_a_l
         linear[..., data.channel_index(colour)] = value
     linear[1] *= 2
     linear[:, :, 3] = 50.0
-    anchored = inference.anchor_colour(rgb, linear).astype(int)
+    anchored = inference.anchor_colour(to_uint8(rgb), linear).astype(int)
     for frame, light in enumerate([[0.2, 0.3, 0.1], [0.4, 0.6, 0.2]]):
         expected = np.broadcast_to(synthesis.linear_to_srgb(np.array(light)) * 255, (4, 6, 3))
         np.testing.assert_allclose(anchored[frame, :, :6], expected, atol=1.0)  # rounded to uint8 levels twice
     dark = np.zeros((1, 2, 2, 3), np.float32)  # no light: nothing to anchor, and no division by zero
-    np.testing.assert_array_equal(inference.anchor_colour(dark, np.full((1, 1, 1, 4), 0.5, np.float32)), 0)
+    np.testing.assert_array_equal(inference.anchor_colour(to_uint8(dark), np.full((1, 1, 1, 4), 0.5, np.float32)), 0)
 
 
 def test_reader_gives_the_normalised_input_and_its_linear_light():
