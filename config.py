@@ -6,6 +6,8 @@ Unknown keys are errors, so a typo never silently falls back to a default.
 """
 import copy
 import errno
+import importlib.abc
+import importlib.machinery
 import math
 import os
 import re
@@ -17,10 +19,50 @@ from pathlib import Path
 import yaml
 
 
-# TensorFlow's start-up lines are not the scripts' output: this hides its CPU feature guard's two
-# (set before TensorFlow loads, which every script imports after this module; set the variable
-# yourself, to 0, to see them). Its oneDNN notice comes before it reads the variable, and stays.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+class _QuietLoader(importlib.abc.Loader):
+    """Runs another loader with the stderr file descriptor, where C++ libraries write, sent to
+    /dev/null: TensorFlow prints a oneDNN notice as its library loads, before it reads
+    TF_CPP_MIN_LOG_LEVEL, and absl a warning about logging before it is set up."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def __getattr__(self, name):  # the rest (resources, source) is the loader's own
+        return getattr(self.loader, name)
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        sys.stderr.flush()
+        saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        try:
+            self.loader.exec_module(module)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(null)
+
+
+class _QuietTensorFlow(importlib.abc.MetaPathFinder):
+    """Whoever imports TensorFlow first, it loads through _QuietLoader."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _QuietLoader(spec.loader)
+        return spec
+
+
+# TensorFlow's start-up lines are not the scripts' output: the variable hides the CPU feature
+# guard's (set before TensorFlow loads, which every script imports after this module), the finder
+# the lines it prints before reading it. Set TF_CPP_MIN_LOG_LEVEL=0 yourself to see them all.
+if os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2") != "0" and "tensorflow" not in sys.modules:
+    sys.meta_path.insert(0, _QuietTensorFlow())
 
 # Linear sRGB (D65) -> CIE XYZ: the camera colour matrices of raw files and synthesis are relative to it.
 SRGB_TO_XYZ = [[0.4124564, 0.3575761, 0.1804375],

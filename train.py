@@ -20,13 +20,13 @@ import shutil
 import sys
 from pathlib import Path
 
+import config  # before TensorFlow, which then loads without its start-up lines (config.py)
 import keras
 import numpy as np
 import tensorflow as tf
 import yaml
 
 import callbacks
-import config
 import crops
 import losses
 import metrics

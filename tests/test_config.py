@@ -103,3 +103,16 @@ def test_every_setting_refuses_a_value_of_another_type_than_its_default(dotted, 
     wrong = {bool: "maybe", int: "abc", float: "abc", str: "5", list: "5", dict: "5"}[type(default)]
     with pytest.raises((ValueError, KeyError), match=dotted.split(".")[-1]):
         config.load_config(overrides=[f"{dotted}={wrong}"])
+
+
+@pytest.mark.parametrize("level, quiet", [("2", True), ("0", False)])
+def test_tensorflow_loads_without_its_start_up_lines_unless_asked(level, quiet):
+    """Imported after config, TensorFlow prints nothing on stderr as it loads and runs a first op
+    (its oneDNN notice comes before it reads TF_CPP_MIN_LOG_LEVEL); TF_CPP_MIN_LOG_LEVEL=0 shows it."""
+    import os
+    import subprocess
+    import sys
+    code = "import config, tensorflow as tf; tf.constant([1.0]) * 2"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": level})
+    assert (done.stderr == "") == quiet, done.stderr[-500:]
