@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-import config
+import cli
 import data
 from atomic import atomic_output
 from camera_raw import RawFolder
@@ -140,8 +140,9 @@ def calibrate(bias_sets, flat_sets):
 
 
 def plot_photon_transfer(plots, profile, output):
-    import figures  # matplotlib only when a plot is asked for
-    plt = figures.plt
+    import matplotlib  # only when a plot is asked for
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
     figure, axis = plt.subplots(figsize=(6, 4))
     for iso, points in sorted(plots.items()):
         means = np.concatenate([m for m, _ in points])
@@ -180,4 +181,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    config.run_script(main)
+    cli.run_script(main)

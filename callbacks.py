@@ -1,6 +1,6 @@
 """The training run's own Keras callbacks: atomic checkpoints, the run's config, previews, epoch
 times, the sample plan's epoch and loud stops on NaN and on collapse; the learning-rate schedule;
-and the check that a resumable backup can be read at all. Nothing here needs TensorFlow (train_jax.py uses it too)."""
+and the check that a resumable backup can be read at all. Nothing here needs TensorFlow (lab/train_jax.py uses it too)."""
 import json
 import math
 import time
@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import yaml
 
-import config
+import cli
 from atomic import atomic_output
 
 
@@ -156,13 +156,13 @@ class StopOnNonFinite(keras.callbacks.TerminateOnNaN):
 
 
 class StopOnSignal(keras.callbacks.Callback):
-    """Ends training at the next batch after a kill or Ctrl-C (config.run_script). Keras converts
+    """Ends training at the next batch after a kill or Ctrl-C (cli.run_script). Keras converts
     each batch's logs inside a bare `except:`, and on JAX the conversion waits for the step: the
     exception the signal raised there was swallowed, and training went on."""
 
     def on_train_batch_end(self, batch, logs=None):
-        if config.STOP_REQUESTS:
-            raise config.STOP_REQUESTS[0]
+        if cli.STOP_REQUESTS:
+            raise cli.STOP_REQUESTS[0]
 
     on_test_batch_end = on_train_batch_end
 
@@ -177,7 +177,7 @@ class EpochTracker(keras.callbacks.Callback):
 
 
 def run_guards(plan, folder, generator, ema_momentum):
-    """The callbacks train.py and train_jax.py share, in their order: the averaged weights swapped
+    """The callbacks train.py and lab/train_jax.py share, in their order: the averaged weights swapped
     in for validation (with train.ema_momentum), the plan's epoch, the loud stops, the epoch's time
     (before the callbacks that write the logs), the generator's checkpoints in `folder` and the stop
     on a collapse, which reads their best."""

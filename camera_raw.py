@@ -155,7 +155,7 @@ class RawFolder:
 def write_dng(path, mosaic, cfa="RGGB", black=64, white=4095, neutral=(0.5, 1.0, 0.625), cam_xyz=np.eye(3), orientation=1,
               taken=None, shutter_s=None):
     """A minimal single-frame DNG (a TIFF/EP CFA image with the DNG tags LibRaw needs): how the
-    tests, generalisation.py and calibration simulate a camera's files."""
+    tests, lab/generalisation.py and calibration simulate a camera's files."""
     import tifffile  # a scikit-image dependency
 
     rational = lambda values: tuple(x for v in values for x in (round(v * 1_000_000), 1_000_000))  # noqa: E731

@@ -33,7 +33,7 @@ MIN_CCM_DETERMINANT = 1e-6  # below it a sidecar's colour matrix is taken as sin
 # downscaled AUTO_SCALE times so that the noise averages out) to AUTO_TARGET, over at most
 # AUTO_FRAMES frames spread across the clip: one ratio for the clip, so that it does not flicker.
 # AUTO_TARGET is the median of that percentile in the training list's clips at their true ratio
-# (python generalisation.py --auto-ratio measures it; see docs/testing.md).
+# (python -m lab.generalisation --auto-ratio measures it; see docs/testing.md).
 AUTO_PERCENTILE, AUTO_SCALE, AUTO_FRAMES, AUTO_TARGET = 99.0, 4, 8, 0.53
 
 

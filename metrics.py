@@ -22,7 +22,7 @@
   shows it.
 
 PSNR and SSIM are Keras functions of frames in levels (floats 0-255), on any backend, so that
-validation during training (`train.TrainingModel.test_step`, train_jax.py) measures exactly what
+validation during training (`train.TrainingModel.test_step`, lab/train_jax.py) measures exactly what
 test.py measures.
 """
 import cv2
@@ -57,7 +57,7 @@ def ssim_levels(gt_levels, levels):
 
 def video_psnr(gt_rgb, rgb):
     """Per example of (B, F, H, W, 3) float videos in [0, 1]: the PSNR of the uint8 levels they are
-    saved as, per frame, averaged over frames (test.py's): validation's, in train.py and train_jax.py."""
+    saved as, per frame, averaged over frames (test.py's): validation's, in train.py and lab/train_jax.py."""
     return ops.mean(psnr_levels(to_levels(gt_rgb), to_levels(rgb)), axis=1)
 
 

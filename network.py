@@ -19,6 +19,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+import cli
 import config
 from atomic import atomic_output
 
@@ -54,7 +55,7 @@ class ReplicateTimePad(layers.Layer):
 
     Its gradient is written out: cut the border, fold the copies' gradients back onto the end
     frames. The one TensorFlow derives from the slices and the concatenation builds a zero tensor
-    the size of the clip for every slice, a large share of a training step (benchmark.py's
+    the size of the clip for every slice, a large share of a training step (lab/benchmark.py's
     training section measures the step)."""
 
     def __init__(self, frames, pixels, **kwargs):
@@ -348,13 +349,13 @@ def store_half(path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--store-half", metavar="WEIGHTS", help="rewrite this weights file in float16 (for shipping)")
-    config.add_arguments(parser)
+    cli.add_arguments(parser)
     args = parser.parse_args(argv)
     if args.store_half:
         return store_half(args.store_half)
-    cfg = config.from_args(args)
+    cfg = cli.from_args(args)
     build_unet(cfg["model"]).summary(line_length=110)
 
 
 if __name__ == "__main__":
-    config.run_script(main)
+    cli.run_script(main)

@@ -26,6 +26,7 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
+import cli
 import config
 import motion
 from atomic import atomic_output
@@ -276,7 +277,7 @@ def make_pair(name, source_rgb, fps, origin, cfg):
 
 
 def video_clip(path, start, synth_cfg):
-    from video_io import read_video  # here, not above: synthesize() also runs where there is no ffmpeg (device_data.py)
+    from video_io import read_video  # here, not above: synthesize() also runs where there is no ffmpeg (lab/device_data.py)
 
     video, fps = read_video(path, start, synth_cfg["frames"])
     return motion.fit_video(video, synth_cfg["height"], synth_cfg["width"]), fps
@@ -339,9 +340,9 @@ def synthesize_sources(sources, cfg):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sources", nargs="+", help="sRGB video or image files; each becomes one clip")
-    config.add_arguments(parser)
+    cli.add_arguments(parser)
     args = parser.parse_args(argv)
-    cfg = config.from_args(args)
+    cfg = cli.from_args(args)
     sources = [file_source(path) for path in args.sources]
     names = [name for name, _, _ in sources]
     twice = sorted({name for name in names if names.count(name) > 1})
@@ -354,4 +355,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    config.run_script(main)
+    cli.run_script(main)

@@ -20,7 +20,7 @@ import shutil
 import sys
 from pathlib import Path
 
-import config  # before TensorFlow, which then loads without its start-up lines (config.py)
+import cli  # before TensorFlow: config.py, which it imports, makes TensorFlow load without its start-up lines
 import keras
 import numpy as np
 import tensorflow as tf
@@ -327,9 +327,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--restart", action="store_true",
                         help="train again from scratch over a finished or unfinished run of the same experiment (deletes its log and backup)")
-    config.add_arguments(parser)
+    cli.add_arguments(parser)
     args = parser.parse_args(argv)
-    cfg = config.from_args(args)
+    cfg = cli.from_args(args)
     # One line an epoch where the output goes to a file: the progress bar would fill it with carriage returns.
     history = train(cfg, restart=args.restart, verbose="auto" if sys.stdout.isatty() else 2)
     last = {k: round(v[-1], 4) for k, v in history.history.items() if k.startswith("val_")}
@@ -338,4 +338,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    config.run_script(main)
+    cli.run_script(main)

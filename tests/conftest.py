@@ -8,6 +8,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the flat scripts are the modules
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow start-up chatter
 
+import cli  # noqa: E402
 import config  # noqa: E402
 
 
@@ -26,8 +27,8 @@ def tiny_cfg(tmp_path):
 
 @pytest.fixture
 def run_script():
-    """config.run_script, with this process's signal handlers put back after the test."""
+    """cli.run_script, with this process's signal handlers put back after the test."""
     handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    yield config.run_script
+    yield cli.run_script
     for s, handler in handlers.items():
         signal.signal(s, handler)

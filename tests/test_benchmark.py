@@ -1,4 +1,4 @@
-"""benchmark.py --quick: the whole benchmark runs on tiny sizes and writes well-formed JSON.
+"""lab/benchmark.py --quick: the whole benchmark runs on tiny sizes and writes well-formed JSON.
 It asserts no timings: speed targets live in the benchmark's output, not in tests."""
 import json
 import math
@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import benchmark
-import benchmark_enhance
+from lab import benchmark
+from lab import benchmark_enhance
 import config
-import figures
+from lab import figures
 import network
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +33,7 @@ def test_quick_benchmark_writes_well_formed_json(tmp_path):
 
 
 def test_quick_enhancement_benchmark_writes_a_row_for_each_precision(tmp_path):
-    """benchmark_enhance.py --quick (issue 43's command at a tiny size): every figure of each row
+    """lab/benchmark_enhance.py --quick (issue 43's command at a tiny size): every figure of each row
     is a finite positive number (no timing is asserted)."""
     benchmark_enhance.main(["--quick", "--runs", "1", "--json", str(tmp_path / "enhance.json")])
     results = json.loads((tmp_path / "enhance.json").read_text())

@@ -3,6 +3,7 @@ import errno
 
 import pytest
 
+import cli
 import config
 
 
@@ -90,7 +91,7 @@ def test_ctrl_c_is_one_line_and_exit_status_130(capsys):
     def interrupted():
         raise KeyboardInterrupt
     with pytest.raises(SystemExit) as stop:
-        config.run_script(interrupted)
+        cli.run_script(interrupted)
     assert stop.value.code == 130
     assert capsys.readouterr().err.startswith("stopped (Ctrl-C): files already complete are kept")
 

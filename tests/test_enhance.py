@@ -20,6 +20,8 @@ import generate_file_list
 import metrics
 import network
 import synthesis
+import checkpoints
+import enhance
 import test as test_script  # the project's test.py
 from inference import TiledEnhancer
 from video_io import read_video
@@ -158,7 +160,7 @@ def test_zero_color_matrix_falls_back_to_rgb_xyz_matrix(tmp_path):
 
 def test_a_sheet_opencv_failed_to_write_is_an_error_not_an_empty_file(experiment, tmp_path, monkeypatch):
     root, folders = experiment
-    monkeypatch.setattr(test_script.cv2, "imwrite", lambda path, image: False)  # its only sign of failure
+    monkeypatch.setattr(enhance.cv2, "imwrite", lambda path, image: False)  # its only sign of failure
     with pytest.raises(OSError, match="out_sheet.png: OpenCV could not write it"):
         run(folders, "--input", str(root / "train_he" / "scene1.npy"), "--output", str(tmp_path / "out.mp4"), "--sheet")
     assert not (tmp_path / "out_sheet.png").exists()
@@ -281,7 +283,7 @@ def test_srgb_video_as_input_says_why(experiment, tmp_path):
 
 def test_missing_and_incompatible_checkpoints(experiment, tmp_path, monkeypatch):
     root, folders = experiment
-    monkeypatch.setattr(test_script, "SHIPPED", tmp_path / "no_shipped_model.weights.h5")
+    monkeypatch.setattr(checkpoints, "SHIPPED", tmp_path / "no_shipped_model.weights.h5")
     with pytest.raises(FileNotFoundError, match="no trained weights for experiment 'nothing'.*python train.py"):
         run(folders + ["experiment=nothing"], "2")
     with pytest.raises(FileNotFoundError, match="nowhere.weights.h5: no such weights file"):
@@ -301,9 +303,9 @@ def test_the_shipped_model_stands_in_for_the_untrained_preset_and_files_its_resu
     root, folders = experiment
     shipped = tmp_path / "models" / "shipped"
     shutil.copytree(root / "ckpt" / "tiny", shipped)
-    monkeypatch.setattr(test_script, "SHIPPED", shipped / "best.weights.h5")
+    monkeypatch.setattr(checkpoints, "SHIPPED", shipped / "best.weights.h5")
     run(folders + naming + [f"test.result_root={tmp_path / 'results'}"], "--list", str(root / "valid_list"))
-    assert f"weights: {test_script.SHIPPED}" in capsys.readouterr().out
+    assert f"weights: {checkpoints.SHIPPED}" in capsys.readouterr().out
     report = json.loads((tmp_path / "results" / "shipped" / "valid_list" / "metrics.json").read_text())
     assert list(report["videos"]) == [entry[0] for entry in data.read_file_list(root / "valid_list")]
     assert not (tmp_path / "results" / "demo").exists()
@@ -333,7 +335,7 @@ def test_test_py_reads_the_input_settings_of_the_checkpoint(tmp_path):
                                           "data.clip_negative=true", "model.time_padding=zeros"])
     (weights.parent / "config.yaml").write_text(yaml.safe_dump(saved))
     weights.touch()
-    cfg, _ = test_script.test_config(test_script.parse_args(["--weights", str(weights)]))
+    cfg, _ = checkpoints.configure(explicit_weights=str(weights))
     assert (cfg["data"]["normalization"], cfg["data"]["clip_negative"]) == ("he", True)
     assert (cfg["model"]["depth"], cfg["model"]["time_padding"]) == (2, "zeros")
 
@@ -416,10 +418,9 @@ def test_one_frame_clips_go_to_the_photo_model(experiment, photo_model, monkeypa
     photo_weights, photo_cfg = photo_model
 
     def enhancer(*changes):
-        args = test_script.parse_args(["--set", *folders, *SMALL_TILES, *changes])
-        return test_script.make_enhancer(*test_script.test_config(args))
+        return checkpoints.make_enhancer(*checkpoints.configure([*folders, *SMALL_TILES, *changes]))
 
-    cfg, _ = test_script.test_config(test_script.parse_args(["--set", *folders, *SMALL_TILES]))
+    cfg, _ = checkpoints.configure([*folders, *SMALL_TILES])
     clip = data.open_clip(root / "train_he" / "scene0.npy", None, cfg["data"])
     one, two = (dataclasses.replace(clip, packed_raw=clip.packed_raw[:n]) for n in (1, 2))
     per_frame = network.build_unet({**cfg["model"], **photo_cfg["model"]})
@@ -435,22 +436,21 @@ def test_one_frame_clips_go_to_the_photo_model(experiment, photo_model, monkeypa
     np.testing.assert_array_equal(enhanced(routed, two), enhanced(video_alone, two))
     np.testing.assert_array_equal(enhanced(enhancer("test.photo_weights=null"), one), enhanced(video_alone, one))
 
-    monkeypatch.setattr(test_script, "SHIPPED_PHOTO", photo_weights)
+    monkeypatch.setattr(checkpoints, "SHIPPED_PHOTO", photo_weights)
     np.testing.assert_array_equal(enhanced(enhancer(), one), enhanced(video_alone, one))  # a trained experiment
-    monkeypatch.setattr(test_script, "SHIPPED", root / "ckpt" / "tiny" / "best.weights.h5")
+    monkeypatch.setattr(checkpoints, "SHIPPED", root / "ckpt" / "tiny" / "best.weights.h5")
     np.testing.assert_array_equal(enhanced(enhancer(), one), enhanced(photo_alone, one))  # the shipped model
 
 
 def test_metrics_name_the_photo_model_only_where_a_photo_was_enhanced(experiment, photo_model, tmp_path):
     root, folders = experiment
     photo_weights, _ = photo_model
-    cfg, weights = test_script.test_config(test_script.parse_args(
-        ["--set", *folders, *SMALL_TILES, f"test.photo_weights={photo_weights}"]))
+    cfg, weights = checkpoints.configure([*folders, *SMALL_TILES, f"test.photo_weights={photo_weights}"])
     clip = data.open_clip(root / "train_he" / "scene0.npy", root / "gt_he" / "scene0.npy", cfg["data"])
     photo = dataclasses.replace(clip, name="photo", packed_raw=clip.packed_raw[:1], gt_rgb=clip.gt_rgb[:1])
     for clips, named in (([clip], None), ([clip, photo], str(photo_weights))):
         folder = tmp_path / f"{len(clips)}_clips"
-        test_script.evaluate(clips, cfg, weights, folder)
+        enhance.evaluate(clips, cfg, weights, folder)
         report = json.loads((folder / "metrics.json").read_text())
         assert report["made_with"]["photo_weights"] == named
         videos = report["videos"]
@@ -517,7 +517,7 @@ def test_a_rerun_stopped_half_way_leaves_the_earlier_results_whole(experiment, m
     results = root / "results" / "tiny" / "file_list"
     before = checksums(results)
     assert len([name for name in before if name.endswith(".mp4")]) == 2
-    real = test_script.enhance_clip
+    real = enhance.enhance_clip
     calls = []
 
     def stopped_on_the_second(*args, **kwargs):
@@ -525,12 +525,12 @@ def test_a_rerun_stopped_half_way_leaves_the_earlier_results_whole(experiment, m
         if len(calls) == 2:
             raise KeyboardInterrupt
         return real(*args, **kwargs)
-    monkeypatch.setattr(test_script, "enhance_clip", stopped_on_the_second)
+    monkeypatch.setattr(enhance, "enhance_clip", stopped_on_the_second)
     with pytest.raises(KeyboardInterrupt):
         run(folders, "--list", str(root / "file_list"), "--set", "test.self_ensemble=2")
     assert checksums(results) == before
     assert not [p for p in results.parent.iterdir() if p.name.startswith(".tmp")]
-    monkeypatch.setattr(test_script, "enhance_clip", real)
+    monkeypatch.setattr(enhance, "enhance_clip", real)
     left = results.parent / ".tmp999999.file_list"
     left.mkdir()
     (left / "scene0.mp4").write_bytes(b"")

@@ -1,4 +1,4 @@
-"""experiments.py: a toy table runs end to end and writes a well-formed table (no quality asserted)."""
+"""lab/run_experiments.py: a toy table runs end to end and writes a well-formed table (no quality asserted)."""
 import os
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 import config
-import experiments
+from lab import run_experiments as experiments
 import generate_file_list
 import synthesis
 

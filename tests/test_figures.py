@@ -1,10 +1,10 @@
-"""figures.py: curves from CSV logs, run summaries."""
+"""lab/figures.py: curves from CSV logs, run summaries."""
 import cv2
 import pytest
 import yaml
 
 import config
-import figures
+from lab import figures
 
 LOG = "epoch,l1,loss,val_l1,val_loss,val_psnr,val_ssim\n0,0.3,0.3,0.25,0.25,14.0,0.3\n1,0.2,0.2,0.2,0.2,16.5,0.4\n"
 
@@ -31,7 +31,7 @@ def test_missing_or_empty_log_is_a_clear_error(tmp_path):
 @pytest.mark.parametrize("header, machine", [
     ("# precision: float32 (model.precision in the configuration)\n# machine: Some CPU, CPU flags: no bf16\n",
      "Some CPU, CPU flags: no bf16"),
-    ("# precision: mixed_bfloat16 (auto: GPU NVIDIA H100 80GB HBM3 runs bf16 natively); trained by train_jax.py\n",
+    ("# precision: mixed_bfloat16 (auto: GPU NVIDIA H100 80GB HBM3 runs bf16 natively); trained by lab/train_jax.py\n",
      "NVIDIA H100 80GB HBM3"),  # a run from before the machine line: the GPU its precision line names
 ])
 def test_a_run_summary_names_the_machine_the_run_recorded(tmp_path, header, machine):

@@ -1,11 +1,11 @@
-"""generalisation.py's own construction: the static burst that tells missing exposures from motion."""
+"""lab/generalisation.py's own construction: the static burst that tells missing exposures from motion."""
 import dataclasses
 
 import numpy as np
 
 import config
 import data
-import generalisation
+from lab import generalisation
 import synthesis
 
 

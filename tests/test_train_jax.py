@@ -1,4 +1,4 @@
-"""train_jax.py (Keras on JAX) trains like train.py (Keras on TensorFlow), and device_data.py carries
+"""lab/train_jax.py (Keras on JAX) trains like train.py (Keras on TensorFlow), and lab/device_data.py carries
 clips to a machine without the footage."""
 import json
 import os
@@ -18,10 +18,10 @@ from skimage.metrics import peak_signal_noise_ratio
 import callbacks
 import config
 import data
-import device_data
+from lab import device_data
 import network
 import train
-import train_jax
+from lab import train_jax
 from test_train import read_weights, tiny_cfg, tiny_data  # noqa: F401 (tiny_data is a fixture)
 
 

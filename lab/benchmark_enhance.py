@@ -1,7 +1,7 @@
 """Enhancement throughput and memory at video sizes, on whichever Keras backend runs it (TensorFlow,
 or JAX on a GPU machine without TensorFlow).
 
-    python benchmark_enhance.py [--sizes 1080p 4k] [--precisions float32 mixed_bfloat16] [--frames 64]
+    python -m lab.benchmark_enhance [--sizes 1080p 4k] [--precisions float32 mixed_bfloat16] [--frames 64]
                                 [--runs 2] [--json PATH] [--quick]
 
 For each output size and precision, in a fresh process each (so that one's memory is not the next
@@ -28,11 +28,13 @@ from pathlib import Path
 import keras
 import numpy as np
 
+import checkpoints
+import cli
 import config
 import data
+import enhance
 import network
 import synthesis
-import test as test_script
 from atomic import atomic_output
 from inference import TiledEnhancer, network_calls
 
@@ -77,13 +79,12 @@ def measure(clip_path, frames, precision, runs, quick):
         cfg = config.load_config(overrides=[f"model.precision={precision}", *QUICK_MODEL])
         model = network.build_unet(cfg["model"])
     else:  # the shipped model as test.py loads it: its config.yaml's model and input settings
-        cfg, weights = test_script.test_config(test_script.parse_args(
-            ["--set", "experiment=shipped", f"model.precision={precision}"]))
-        model = test_script.load_generator(cfg, weights)
+        cfg, weights = checkpoints.configure(["experiment=shipped", f"model.precision={precision}"])
+        model = checkpoints.load_generator(cfg, weights)
     enhancer = TiledEnhancer(model, cfg["test"])
     clip = data.open_clip(clip_path, None, cfg["data"])
     output = Path(clip_path).with_name("out.mp4")
-    end_to_end = best_seconds(lambda: test_script.enhance_clip(clip, enhancer, cfg, output), runs)
+    end_to_end = best_seconds(lambda: enhance.enhance_clip(clip, enhancer, cfg, output), runs)
     _, height, width, _ = clip.packed_raw.shape
     calls, shape = network_calls(frames, height, width, cfg["test"], network.size_multiple(model),
                                  model.dtype_policy.compute_dtype)
@@ -107,8 +108,9 @@ def best_seconds(run, runs):
 
 def in_fresh_process(clip_path, frames, precision, runs, quick):
     """measure() in a child process of this script: its own peak memory, its own compilation."""
-    command = [sys.executable, __file__, "--child", str(clip_path), str(frames), precision, str(runs), str(int(quick))]
-    done = subprocess.run(command, capture_output=True, text=True)
+    command = [sys.executable, "-m", "lab.benchmark_enhance", "--child", str(clip_path), str(frames), precision,
+               str(runs), str(int(quick))]
+    done = subprocess.run(command, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"benchmark child for {precision} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -163,4 +165,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    config.run_script(main)
+    cli.run_script(main)

@@ -2,7 +2,7 @@
 (the lent GPU machines). The same configuration, clips, crops, network, losses and checkpoint files
 as train.py; the plain generator on one device (no GAN, no distribution strategy, no MS-SSIM).
 
-    python train_jax.py [--config FILE] [--set ...] [--minutes M]
+    python -m lab.train_jax [--config FILE] [--set ...] [--minutes M]
 
 Writes into train.checkpoint_root/EXPERIMENT/ what test.py reads: best.weights.h5 (at the best
 validation PSNR) with best.json, last.weights.h5, config.yaml and log.csv. With --minutes it ends
@@ -22,7 +22,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import callbacks  # noqa: E402
-import config  # noqa: E402
+import cli  # noqa: E402
 import crops  # noqa: E402
 import losses  # noqa: E402
 import metrics  # noqa: E402
@@ -82,11 +82,11 @@ class StopBefore(keras.callbacks.Callback):
 
 def check_supported(cfg):
     if cfg["gan"]["enabled"]:
-        raise ValueError("gan.enabled: train_jax.py trains the plain generator; train the GAN variant with train.py")
+        raise ValueError("gan.enabled: lab/train_jax.py trains the plain generator; train the GAN variant with train.py")
     if cfg["loss"]["ms_ssim"]:
         raise ValueError("loss.ms_ssim: MS-SSIM is TensorFlow's; train with it through train.py")
     if cfg["train"]["strategy"] != "default":
-        raise ValueError(f"train.strategy {cfg['train']['strategy']}: train_jax.py trains on one device")
+        raise ValueError(f"train.strategy {cfg['train']['strategy']}: lab/train_jax.py trains on one device")
 
 
 def train(cfg, minutes=None, workers=8, extra_callbacks=(), verbose="auto"):
@@ -122,7 +122,7 @@ def train(cfg, minutes=None, workers=8, extra_callbacks=(), verbose="auto"):
     valid_packed, valid_gt = crops.validation_arrays(valid_clips, train_cfg)
     run_callbacks = [
         callbacks.SaveConfig(folder / "config.yaml", cfg,
-                             f"precision: {policy} ({why}); trained by train_jax.py\nmachine: {network.machine()}"),
+                             f"precision: {policy} ({why}); trained by lab/train_jax.py\nmachine: {network.machine()}"),
         *callbacks.run_guards(plan, folder, generator, ema),
         keras.callbacks.CSVLogger(folder / "log.csv"),
         *([StopBefore(minutes)] if minutes else []),
@@ -138,13 +138,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, help="end at the last epoch that fits in this many minutes")
     parser.add_argument("--workers", type=int, default=8, help="threads that cut batches ahead of training (default 8)")
-    config.add_arguments(parser)
+    cli.add_arguments(parser)
     args = parser.parse_args(argv)
-    cfg = config.from_args(args)
+    cfg = cli.from_args(args)
     history = train(cfg, args.minutes, args.workers)
     print(f"best validation PSNR {max(history.history['val_psnr']):.2f} dB; weights and log: "
           f"{Path(cfg['train']['checkpoint_root']) / cfg['experiment']}")
 
 
 if __name__ == "__main__":
-    config.run_script(main)
+    cli.run_script(main)

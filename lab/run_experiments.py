@@ -1,10 +1,10 @@
 """Regenerate the original's tables: train every row on the same budget, evaluate it on the test
 list with test.py (the budget's list for every row), and write the table and its curves.
 
-    python experiments.py TABLE [TABLE ...] [--budget cpu|smoid] [--set section.key=value ...]
-    python experiments.py --list
+    python -m lab.run_experiments TABLE [TABLE ...] [--budget cpu|smoid] [--set section.key=value ...]
+    python -m lab.run_experiments --list
 
-A row is a YAML file of experiments/ applied on top of the budget. Rows with more than the budget's
+A row is a YAML file of lab/experiments/ applied on top of the budget. Rows with more than the budget's
 batch size get its learning rate times sqrt(batch / budget batch). Each row trains as experiment
 BUDGET_ROW (in train.checkpoint_root; an interrupted table resumes, and a finished row is not
 trained again; rows whose settings are the same under a budget share one run), then `test.py 2`
@@ -14,18 +14,19 @@ table goes to figure/BUDGET_TABLE.md, the curves to figure/BUDGET_TABLE_curves.p
 
 The `breadth` table trains on the default set alone (its lists in 0_data/default_set, made by
 `generate_file_list.py --sources default --set data.lists_dir=0_data/default_set`) and on all the
-clips (default + broad); `generalisation.py --compare` then measures them on held-out footage.
+clips (default + broad); `lab/generalisation.py --compare` then measures them on held-out footage.
 """
 import argparse
 import math
 from pathlib import Path
 
 import callbacks
+import cli
 import config
 import data
-import figures
+import enhance
+from lab import figures
 import losses
-import test as test_script
 import train
 from atomic import atomic_output
 
@@ -104,14 +105,14 @@ def run_row(row, budget_name, overrides):
     if not finished(cfg):
         train.train(cfg, verbose=2, restart=True)  # a row whose settings changed trains again
     folder = Path(cfg["test"]["result_root"]) / name / "test"  # with the row's whole configuration, budget included
-    overall = test_script.evaluate(data.open_list(test_list(budget_name, overrides), cfg["data"]), cfg,
+    overall = enhance.evaluate(data.open_list(test_list(budget_name, overrides), cfg["data"]), cfg,
                                    train.experiment_folder(cfg) / "best.weights.h5", folder, save_npy=True)
     log = figures.read_log(train.experiment_folder(cfg) / "log.csv")
     label = row if run == row else f"{row} (= {run})"
     collapse = callbacks.first_collapse(log["val_psnr"])
     if collapse:  # scores of a run that broke (callbacks.StopOnCollapse): say so beside them
         label += f" (collapsed at epoch {collapse})"
-    return {"row": label, "experiment": name, **{k: overall["network"][k] for k in test_script.SCORES},
+    return {"row": label, "experiment": name, **{k: overall["network"][k] for k in enhance.SCORES},
             "train_loss": log["loss"][-1], "val_loss": log["val_loss"][-1], "val_psnr": max(log["val_psnr"]),
             "minutes": sum(log["epoch_seconds"]) / 60}
 
@@ -166,4 +167,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    config.run_script(main)
+    cli.run_script(main)

@@ -2,15 +2,15 @@
 under coloured light, single frames and short clips, and a camera raw file against LibRaw's own
 rendering.
 
-    python generalisation.py [--set experiment=NAME ...]          all three tables for one model
-    python generalisation.py --compare NAME [NAME ...]             held-out tables of several models
+    python -m lab.generalisation [--set experiment=NAME ...]          all three tables for one model
+    python -m lab.generalisation --compare NAME [NAME ...]             held-out tables of several models
                              [--table KEY]                         (published as KEY, else `breadth`)
-    python generalisation.py --short-clips NAME [NAME ...]         short-clip tables of several models
+    python -m lab.generalisation --short-clips NAME [NAME ...]         short-clip tables of several models
                              [--table KEY]                         (published as KEY, else `short_clips_compare`)
-    python generalisation.py --views COUNT [COUNT ...]             held-out tables with test.self_ensemble views
-    python generalisation.py --noise                               what less of each kind of noise gains
-    python generalisation.py --saturated                           a DNG under saturated LED light against LibRaw
-    python generalisation.py --auto-ratio                          the exposure chosen from the frames
+    python -m lab.generalisation --views COUNT [COUNT ...]             held-out tables with test.self_ensemble views
+    python -m lab.generalisation --noise                               what less of each kind of noise gains
+    python -m lab.generalisation --saturated                           a DNG under saturated LED light against LibRaw
+    python -m lab.generalisation --auto-ratio                          the exposure chosen from the frames
 
 The model is the experiment's (else the shipped one, as test.py picks it). The held-out source
 (data.held_out, `bikes` by default) is synthesised again into data.lists_dir/heldout_*: with white
@@ -26,13 +26,15 @@ import numpy as np
 import rawpy
 
 import camera_raw
+import checkpoints
+import cli
 import config
 import data
-import figures
+import enhance
+from lab import figures
 import generate_file_list
 import metrics
 import synthesis
-import test as test_script
 from atomic import atomic_output
 from video_io import to_uint8
 
@@ -79,9 +81,9 @@ def held_out_lists(overrides, ratios=RATIOS):
 def measure(list_path, overrides):
     """test.py's evaluation of a list, with the model's and the command line's settings; returns the
     overall {method: scores}."""
-    cfg, weights = test_script.test_config(test_script.parse_args(["--set", *overrides] if overrides else []))
+    cfg, weights = checkpoints.configure(overrides)
     folder = Path(cfg["test"]["result_root"]) / cfg["experiment"] / Path(list_path).name
-    return test_script.evaluate(data.open_list(list_path, cfg["data"]), cfg, weights, folder)
+    return enhance.evaluate(data.open_list(list_path, cfg["data"]), cfg, weights, folder)
 
 
 def cast_cells(s):
@@ -211,9 +213,8 @@ def short_clip_scores(overrides, middle=24):
     the whole clip, and as the first frame of a clip of 1, 2, 4, 8 and 16 frames: how much a clip's
     end costs. Two last rows enhance a static burst of that frame's scene: its first frame says
     whether a short clip lacks frames or exposures, its middle frame what an end costs without motion."""
-    args = test_script.parse_args(["--set", *overrides] if overrides else [])
-    cfg, weights = test_script.test_config(args)
-    enhancer = test_script.make_enhancer(cfg, weights)
+    cfg, weights = checkpoints.configure(overrides)
+    enhancer = checkpoints.make_enhancer(cfg, weights)
     clips = data.open_list(white_light_list(TARGET_RATIO, overrides), cfg["data"])
     rows = {"whole clip": []} | {f"{n} frame{'s' * (n > 1)}": [] for n in SHORT_FRAMES}
     burst_label = f"{BURST_FRAMES}-frame static burst (same scene, fresh noise)"
@@ -282,10 +283,9 @@ def camera_raw_table(overrides):
     cfg = config.load_config(overrides=overrides)
     folder = Path(cfg["data"]["lists_dir"]) / "camera_raw_check"
     ratio, scene = camera_raw_frame(folder, overrides)
-    args = test_script.parse_args(["--set", *overrides, f"data.ratio={ratio}"])
-    cfg, weights = test_script.test_config(args)
-    enhancer = test_script.make_enhancer(cfg, weights)
-    clip = test_script.open_input(folder, cfg)
+    cfg, weights = checkpoints.configure([*overrides, f"data.ratio={ratio}"])
+    enhancer = checkpoints.make_enhancer(cfg, weights)
+    clip = enhance.open_input(folder, cfg)
     output = np.concatenate([rgb for _, rgb in enhancer.enhance(clip)])
     with rawpy.imread(str(folder / "frame.dng")) as raw:
         libraw = raw.postprocess(use_camera_wb=True, no_auto_bright=True, bright=ratio, gamma=(1, 1),
@@ -371,10 +371,9 @@ def saturated_light_table(overrides):
         ratio, box = write_saturated_dngs(folder, frames, overrides)
         reference = libraw_linear(folder / "reference" / "frame.dng")
         for anchor in (True, False):
-            args = test_script.parse_args(["--set", *overrides, f"data.ratio={ratio}", f"test.anchor_colour={anchor}"])
-            cfg, weights = test_script.test_config(args)
-            enhancer = test_script.make_enhancer(cfg, weights)
-            clip = test_script.open_input(folder / "burst", cfg)
+            cfg, weights = checkpoints.configure([*overrides, f"data.ratio={ratio}", f"test.anchor_colour={anchor}"])
+            enhancer = checkpoints.make_enhancer(cfg, weights)
+            clip = enhance.open_input(folder / "burst", cfg)
             output = np.concatenate([rgb for _, rgb in enhancer.enhance(clip)])
             ours = synthesis.LEVEL_TO_LINEAR[output[frames // 2]]
             ours = cv2.resize(ours, reference.shape[1::-1], interpolation=cv2.INTER_AREA)  # one raw row, cropped for GBRG
@@ -462,4 +461,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    config.run_script(main)
+    cli.run_script(main)

@@ -1,6 +1,6 @@
 """Speed and memory of training and inference, each measured against this machine's own limit.
 
-    python benchmark.py [--json PATH] [--quick] [--runs N]
+    python -m lab.benchmark [--json PATH] [--quick] [--runs N]
 
 1. roofline: tf.matmul on 4096x4096, float32 and bfloat16, GFLOP/s, the best of at least 10 runs;
 2. training compute: one step (forward, backward, Adam) at the `smoid` crop, 16x128x128 packed,
@@ -41,6 +41,7 @@ import json
 import os
 import platform
 import re
+import runpy
 import subprocess
 import sys
 import statistics
@@ -51,10 +52,13 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+import checkpoints
+import cli
 import config
 import crops
 import data
-import figures
+import enhance
+from lab import figures
 import generate_file_list
 import losses
 import network
@@ -63,6 +67,8 @@ import train
 from atomic import atomic_output
 from inference import TiledEnhancer, network_calls, time_plan
 
+ROOT = Path(__file__).resolve().parents[1]  # the project's folder, where `python -m lab.benchmark` runs
+
 SIZES = {  # full: the issue's sizes; quick: tiny, for CI
     "full": {"matmul": 4096, "crop": (16, 128, 128), "clip": (200, 170, 310), "long_frames": 2000,
              "dataset": (4, 48, 288, 512), "model": ["preset=smoid"], "burst": ((8, 16, 32), 4000, 6000)},
@@ -70,7 +76,7 @@ SIZES = {  # full: the issue's sizes; quick: tiny, for CI
               "dataset": (3, 8, 40, 48), "model": ["preset=smoid", "model.depth=2", "model.base_channels=4",
                                                    "test.tile_frames=8", "test.tile_size=16", "test.overlap_size=4",
                                                    "test.overlap_frames=2"],
-              "burst": ((2, 3), 48, 64)},
+              "burst": ((8, 16, 32), 32, 48)},
 }
 SECTIONS = ("roofline", "training", "inference", "memory", "burst")
 TARGETS = {  # figure: (comparison, bound)
@@ -184,8 +190,8 @@ def bench_convolutions(size, runs, limit):
     would reach if nothing but its convolutions took time. Empty where oneDNN runs no
     convolutions (a GPU)."""
     steps = runs + 2
-    done = subprocess.run([sys.executable, __file__, "--child", size, "onednn", str(steps)], capture_output=True,
-                          text=True, env={**os.environ, "ONEDNN_VERBOSE": "1"})
+    done = subprocess.run([sys.executable, "-m", "lab.benchmark", "--child", size, "onednn", str(steps)], cwd=ROOT,
+                          capture_output=True, text=True, env={**os.environ, "ONEDNN_VERBOSE": "1"})
     if done.returncode != 0:
         raise RuntimeError(f"benchmark child (oneDNN) failed:\n{done.stderr[-3000:]}")
     totals = onednn_convolutions(done.stdout.splitlines(), steps)
@@ -273,7 +279,8 @@ def bench_torch(size, runs, results):
     """PyTorch's step times, measured by a fresh process of this run, one after the other on the same
     machine: a CUDA build of PyTorch 2.14 pulls in Triton, whose import crashed (segmentation fault)
     in a process where TensorFlow 2.21 had run."""
-    done = subprocess.run([sys.executable, __file__, "--child", size, "torch", str(runs)], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "lab.benchmark", "--child", size, "torch", str(runs)], cwd=ROOT,
+                          capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"benchmark child for PyTorch failed:\n{done.stderr[-3000:]}")
     torch_results = json.loads(done.stdout.strip().splitlines()[-1])
@@ -333,12 +340,11 @@ def enhance_file(cfg, clip_path, output, size):
     """The whole inference path of test.py for one clip without ground truth. At full size with the
     shipped weights (the same network): an untrained network's output is noise, on which H.264 spends
     far more CPU time and bytes than on a trained one's."""
-    import test as test_script
     model = network.build_unet(cfg["model"])
     if size == "full":
-        model.load_weights(test_script.SHIPPED)
+        model.load_weights(checkpoints.SHIPPED)
     enhancer = TiledEnhancer(model, cfg["test"])
-    return lambda: test_script.enhance_clip(data.open_clip(clip_path, None, cfg["data"]), enhancer, cfg, output)
+    return lambda: enhance.enhance_clip(data.open_clip(clip_path, None, cfg["data"]), enhancer, cfg, output)
 
 
 def bench_inference(size, runs, root):
@@ -363,8 +369,8 @@ def bench_inference(size, runs, root):
 
 
 def peak_memory_gib(*child_args):
-    """Peak resident memory of a fresh process running `benchmark.py --child ...`."""
-    done = subprocess.run([sys.executable, __file__, "--child", *child_args], capture_output=True, text=True)
+    """Peak resident memory of a fresh process running `lab/benchmark.py --child ...`."""
+    done = subprocess.run([sys.executable, "-m", "lab.benchmark", "--child", *child_args], cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"benchmark child {child_args} failed:\n{done.stderr[-3000:]}")
     return float(done.stdout.strip().splitlines()[-1]) / 2**20  # kB -> GiB
@@ -386,9 +392,9 @@ def child(args):
             step()
         return
     if kind == "burst":  # FOLDER OUTPUT: test.py as a user runs it, its seconds before the peak
-        import test as test_script  # the script: its name shadows the standard library's test package
+        sys.argv = ["test.py", "--input", paths[0], "--output", paths[1], "--ratio", "8"]
         start = timeit.default_timer()
-        test_script.main(["--input", paths[0], "--output", paths[1], "--ratio", "8"])
+        runpy.run_path(str(ROOT / "test.py"), run_name="__main__")
         print(timeit.default_timer() - start)
     elif kind == "infer":  # CLIP OUTPUT [SECTION.KEY=VALUE ...]
         enhance_file(bench_config(size, *paths[2:]), paths[0], Path(paths[1]), size)()
@@ -450,8 +456,8 @@ def bench_burst(size, root):
     for frames in counts:
         folder = Path(root) / f"burst{frames}"
         make_burst(folder, frames, height, width)
-        done = subprocess.run([sys.executable, __file__, "--child", size, "burst", str(folder), str(Path(root) / "burst.mp4")],
-                              capture_output=True, text=True)
+        done = subprocess.run([sys.executable, "-m", "lab.benchmark", "--child", size, "burst", str(folder),
+                               str(Path(root) / "burst.mp4")], cwd=ROOT, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"benchmark burst of {frames} frames failed:\n{done.stderr[-3000:]}")
         seconds, peak_kib = map(float, done.stdout.split()[-2:])
@@ -542,4 +548,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    config.run_script(main)
+    cli.run_script(main)

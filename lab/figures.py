@@ -1,8 +1,8 @@
 """Training and validation curves (loss, PSNR) from the CSV logs of one or more experiments, a
 summary of one run, and the generated tables of README.md and docs/.
 
-    python figures.py EXPERIMENT [EXPERIMENT ...] [--output figure/curves.png]
-    python figures.py EXPERIMENT --summary      also figure/EXPERIMENT_run.md (steps, time, best epoch, machine)
+    python -m lab.figures EXPERIMENT [EXPERIMENT ...] [--output figure/curves.png]
+    python -m lab.figures EXPERIMENT --summary      also figure/EXPERIMENT_run.md (steps, time, best epoch, machine)
 
 reads train.checkpoint_root/EXPERIMENT/log.csv and draws, per epoch, the training and validation
 loss beside the validation PSNR, one colour per experiment (like the original's resnet_result.png).
@@ -18,6 +18,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
+import cli
 import config  # noqa: E402
 import network  # noqa: E402
 from atomic import atomic_output  # noqa: E402
@@ -59,7 +60,7 @@ def plot_curves(logs, output):
 
 def project_documents():
     """The documents whose tables commands write: README.md and docs/*.md."""
-    root = Path(__file__).resolve().parent
+    root = Path(__file__).resolve().parents[1]
     return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
 
 
@@ -108,9 +109,9 @@ def main(argv=None):
     parser.add_argument("experiments", nargs="+")
     parser.add_argument("--output", help="PNG path (default figure/EXPERIMENT_curves.png)")
     parser.add_argument("--summary", action="store_true", help="also write figure/EXPERIMENT_run.md for each")
-    config.add_arguments(parser)
+    cli.add_arguments(parser)
     args = parser.parse_args(argv)
-    root = Path(config.from_args(args)["train"]["checkpoint_root"])
+    root = Path(cli.from_args(args)["train"]["checkpoint_root"])
     logs = {name: read_log(root / name / "log.csv") for name in args.experiments}
     output = args.output or f"figure/{'_'.join(args.experiments)}_curves.png"
     plot_curves(logs, output)
@@ -124,4 +125,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    config.run_script(main)
+    cli.run_script(main)

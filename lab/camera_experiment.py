@@ -1,7 +1,7 @@
 """Fine-tuning for your own camera, measured: the recipe of docs/data.md ("Your own camera") run on a
 simulated camera whose noise lies outside the generic synthesis ranges.
 
-    python camera_experiment.py [--steps 400] [--set section.key=value ...]
+    python -m lab.camera_experiment [--steps 400] [--set section.key=value ...]
 
 1. The camera (SENSOR, two ISO settings) films bias frames and flats at four brightness levels,
    stored as packed npy in data.lists_dir/simulated_camera/frames/.
@@ -9,7 +9,7 @@ simulated camera whose noise lies outside the generic synthesis ranges.
    figure/simulated_camera_photon_transfer.png).
 3. generate_file_list.py synthesises the default and broad footage with that profile into
    data.lists_dir/simulated_camera/.
-4. train.py fine-tunes the shipped model on it: experiments/shipped.yaml's settings, a tenth of its
+4. train.py fine-tunes the shipped model on it: lab/experiments/shipped.yaml's settings, a tenth of its
    learning rate, warmed up over the first quarter of --steps steps.
 5. test.py's evaluation scores the shipped and the fine-tuned model on the camera's test clips.
 
@@ -23,15 +23,17 @@ from pathlib import Path
 import numpy as np
 
 import calibrate
+import checkpoints
+import cli
 import config
 import data
-import experiments
+import enhance
+from lab import run_experiments
 import generate_file_list
 import synthesis
-import test as test_script
 import train
 from atomic import atomic_output
-from generalisation import COLOUR_COLUMNS, colour_cells, publish
+from lab.generalisation import COLOUR_COLUMNS, colour_cells, publish
 
 # Gain (DN per electron), read and row noise (DN) at two ISO settings: noisier than every generic
 # draw (gain 0.25-1.5, read 0.5-2, row 0-0.5), so the shipped model has never seen such noise.
@@ -73,7 +75,7 @@ def fine_tune_config(root, steps, overrides, epochs=4):
     recipe's learning rate, warmed up over the first quarter of `steps` steps in all."""
     recipe = config.load_config(SHIPPED_RECIPE)
     return config.load_config(SHIPPED_RECIPE, [
-        *data_overrides(root), f"experiment={EXPERIMENT}", f"train.init_weights={test_script.SHIPPED}",
+        *data_overrides(root), f"experiment={EXPERIMENT}", f"train.init_weights={checkpoints.SHIPPED}",
         f"train.learning_rate={recipe['train']['learning_rate'] / 10:g}", f"train.epochs={epochs}",
         f"train.lr_drop_epoch={epochs}", f"train.steps_per_epoch={max(1, steps // epochs)}",
         f"train.warmup_steps={steps // 4}", *overrides])
@@ -81,10 +83,9 @@ def fine_tune_config(root, steps, overrides, epochs=4):
 
 def scores(weights, root, overrides):
     """test.py 2 on the camera's test list with these weights: the network's overall scores."""
-    cfg, weights = test_script.test_config(test_script.parse_args(
-        ["2", "--weights", str(weights), "--set", *data_overrides(root), *overrides]))
+    cfg, weights = checkpoints.configure([*data_overrides(root), *overrides], explicit_weights=str(weights))
     folder = Path(cfg["test"]["result_root"]) / EXPERIMENT / Path(weights).parent.name
-    return test_script.evaluate(test_script.open_case(2, cfg), cfg, weights, folder)["network"]
+    return enhance.evaluate(enhance.open_case(2, cfg), cfg, weights, folder)["network"]
 
 
 def main(argv=None):
@@ -100,9 +101,9 @@ def main(argv=None):
     generate_file_list.main(["--synthesize", "--sources", "default", "broad",
                              "--set", f"synthesis.camera={profile}", *data_overrides(root), *args.set])
     tuned = fine_tune_config(root, args.steps, args.set)
-    if not experiments.finished(tuned):
+    if not run_experiments.finished(tuned):
         train.train(tuned, verbose=2, restart=True)
-    rows = {"shipped model": test_script.SHIPPED,
+    rows = {"shipped model": checkpoints.SHIPPED,
             f"fine-tuned for the camera ({args.steps} steps)": train.experiment_folder(tuned) / "best.weights.h5"}
     lines = [f"| model | PSNR | SSIM | {COLOUR_COLUMNS} |", "| --- | --- | --- | --- | --- |"]
     for label, weights in rows.items():
@@ -112,4 +113,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    config.run_script(main)
+    cli.run_script(main)

@@ -1,8 +1,8 @@
 """Carry the training and validation clips to a machine that has neither the footage nor ffmpeg
 (the lent GPU machines, whose transfers are limited to 64 MiB).
 
-    python device_data.py pack   [--config FILE] [--set ...]   here:  lists of data.lists_dir -> device_data/
-    python device_data.py unpack [--config FILE] [--set ...]   there: device_data/ -> data.input_dir, gt_dir, lists
+    python -m lab.device_data pack   [--config FILE] [--set ...]   here:  lists of data.lists_dir -> device_data/
+    python -m lab.device_data unpack [--config FILE] [--set ...]   there: device_data/ -> data.input_dir, gt_dir, lists
 
 The dark raw is mostly noise and does not compress; the bright ground truth does. `pack` writes
 each listed clip's ground truth as a 4:4:4 H.264 video close to lossless (video_io.ARCHIVE) beside
@@ -20,7 +20,7 @@ import numpy as np
 from skimage.metrics import peak_signal_noise_ratio
 from tqdm import tqdm
 
-import config
+import cli
 import data
 import generate_file_list
 import synthesis
@@ -96,11 +96,11 @@ def unpack_clip(cfg, packed_dir, name):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=["pack", "unpack"])
-    config.add_arguments(parser)
+    cli.add_arguments(parser)
     args = parser.parse_args(argv)
-    cfg = config.from_args(args)
+    cfg = cli.from_args(args)
     pack(cfg) if args.action == "pack" else unpack(cfg)
 
 
 if __name__ == "__main__":
-    config.run_script(main)
+    cli.run_script(main)
