@@ -119,7 +119,7 @@ def test_a_folder_of_mixed_or_mislabelled_iso_is_refused(tmp_path, monkeypatch):
 def test_camera_experiment_films_the_noisy_sensor_it_names(tmp_path):
     """lab/camera_experiment.py's camera lies outside every generic noise range, and calibrate.py
     recovers it from the frames the experiment writes."""
-    import camera_experiment
+    from lab import camera_experiment
 
     cfg = config.load_config()
     bias, flats = camera_experiment.write_calibration_frames(tmp_path, cfg)

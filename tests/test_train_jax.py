@@ -16,12 +16,12 @@ import pytest
 from skimage.metrics import peak_signal_noise_ratio
 
 import callbacks
+import cli
 import config
 import data
-from lab import device_data
 import network
 import train
-from lab import train_jax
+from lab import device_data, train_jax
 from test_train import read_weights, tiny_cfg, tiny_data  # noqa: F401 (tiny_data is a fixture)
 
 
@@ -40,9 +40,10 @@ def run_on_jax(cfg_path, minutes=None):
     """train_jax.train in a fresh process on the JAX backend: its step losses and epochs."""
     script = textwrap.dedent(f"""
         import json, sys
-        sys.path.insert(0, {str(Path(train_jax.__file__).parent)!r})
+        sys.path.insert(0, {str(Path(train_jax.__file__).parents[1])!r})
         sys.path.insert(0, {str(Path(__file__).parent)!r})
-        import keras, config, train_jax
+        import keras, config
+        from lab import train_jax
         from test_train_jax import StepLosses
         steps = StepLosses()
         history = train_jax.train(config.load_config({str(cfg_path)!r}), minutes={minutes!r}, workers=2,
@@ -182,7 +183,7 @@ def test_a_kill_that_keras_swallowed_is_raised_again_at_the_next_batch(monkeypat
             pass
         callbacks.StopOnSignal().on_train_batch_end(0)
 
-    monkeypatch.setattr(config, "STOP_REQUESTS", [])
+    monkeypatch.setattr(cli, "STOP_REQUESTS", [])
     with pytest.raises(SystemExit) as stop:  # Ctrl-C too: run_script says so in one line
         run_script(main)
     assert stop.value.code == 128 + signum
@@ -192,9 +193,10 @@ def test_a_killed_run_stops_at_once(tiny_data, tmp_path):  # noqa: F811
     """Keras converts each batch's logs inside a bare `except:`; a SIGTERM that arrives while that
     waits for a JAX step raises there and was swallowed, and training went on."""
     cfg = tiny_cfg(tiny_data, tmp_path, "train.epochs=1000", "model.base_channels=64", "train.crop_frames=8")
-    command = [sys.executable, str(Path(train_jax.__file__)), "--config", str(write_cfg(cfg, tmp_path / "long.yaml"))]
+    command = [sys.executable, "-m", "lab.train_jax", "--config", str(write_cfg(cfg, tmp_path / "long.yaml"))]
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               env={**os.environ, "KERAS_BACKEND": "jax"})
+                               env={**os.environ, "KERAS_BACKEND": "jax",
+                                    "PYTHONPATH": str(Path(train_jax.__file__).parents[1])})
     log = tmp_path / cfg["experiment"] / "log.csv"
     deadline = time.monotonic() + 120
     while (not log.exists() or len(log.read_text().splitlines()) < 3) and time.monotonic() < deadline:
