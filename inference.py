@@ -51,6 +51,13 @@ LINEAR_TO_LEVEL = to_uint8(synthesis.linear_to_srgb(np.arange(LINEAR_STEPS + 1) 
 ANCHOR_CELL = 16  # 2x2 blocks a side: the anchor's statistics are taken over cells where the noise averages out
 ANCHOR_TRUST = 30.0  # a cell's own gains count half where its input's mean is this many standard errors bright
 MAX_TINT = 1.25  # the most the frame-wide gains scale one channel against the brightness, either way
+# test.steady: residual noise averaged over time where the picture stands still. A pixel's change
+# from its running average, as a box mean over STEADY_BOX pixels (levels), is noise below the first
+# of STEADY_LEVELS and motion above the second; a still pixel takes STEADY_MIN_GAIN of each new value.
+STEADY_LEVELS = (4.0, 14.0)
+STEADY_BOX = 9
+STEADY_MIN_GAIN = 0.2
+STEADY_AHEAD = 4  # the backward average starts at least this many frames on (more changed nothing measured)
 GIB = 2**30
 # Peak memory of one network call on a CPU (lab/benchmark.py --sections big): a fixed part, and a part
 # for each packed pixel of each frame in the call, by the layers' compute type.
@@ -167,7 +174,9 @@ class TiledEnhancer:
         if self.photo is not None and len(clip.packed_raw) == 1:
             return self.photo.enhance(clip)
         by_tiles, tile_size = memory_plan(*clip.packed_raw.shape[:3], self.cfg, self.multiple, self.compute_dtype)
-        return in_background(self._by_tiles(clip, tile_size) if by_tiles else self._finish(clip))
+        if by_tiles:  # frames too large to hold the steady step's few in memory
+            return in_background(self._by_tiles(clip, tile_size))
+        return in_background(steady(self._finish(clip)) if self.cfg["steady"] else self._finish(clip))
 
     def _finish(self, clip):
         with contextlib.closing(in_background(self._blend(clip))) as blended:
@@ -407,6 +416,54 @@ def frame_wide_gains(want, have, kept):
     enough = have > MIN_MEAN * max(kept, 1)
     tint = np.where(enough, want / np.where(enough, have, 1) / max(brightness, 1e-12), 1.0)
     return brightness * np.clip(tint, 1 / MAX_TINT, MAX_TINT)
+
+
+def steady(chunks, ahead=STEADY_AHEAD):
+    """(first, uint8 frames) chunks of a clip -> the same clip, each frame the mean of two running
+    averages of it (steady_step), one forward in time and one backward, the backward one started
+    2 x `ahead` frames on at most: where the picture stands still the network's residual noise, which
+    changes every frame, is averaged out, and where it moves each frame is kept. The output lags the
+    input by up to 2 x `ahead` frames."""
+    frames, forwards, forward, done = [], [], None, 0
+    try:
+        for _, chunk in chunks:
+            for frame in chunk:
+                forward = steady_step(forward, frame)
+                frames.append(frame)
+                forwards.append(forward)
+                if len(frames) == 2 * ahead:
+                    yield done, both_ways(frames, forwards, ahead)
+                    done += ahead
+                    del frames[:ahead], forwards[:ahead]
+    finally:
+        if hasattr(chunks, "close"):  # the stage before, stopped with this one (in_background)
+            chunks.close()
+    if frames:
+        yield done, both_ways(frames, forwards, len(frames))
+
+
+def both_ways(frames, forwards, count):
+    """The first `count` of `frames` as uint8: each the mean of its forward average and the
+    backward one, run from the last of `frames`."""
+    backward, out = None, [None] * count
+    for i in reversed(range(len(frames))):
+        backward = steady_step(backward, frames[i])
+        if i < count:
+            out[i] = to_uint8((forwards[i] + backward) / 510)  # the mean of two, levels -> [0, 1]
+    return np.stack(out)
+
+
+def steady_step(average, frame):
+    """The running average (float levels, or None to start) after one more uint8 frame: the frame
+    enters it fully where it differs like motion and by STEADY_MIN_GAIN where like noise."""
+    frame = frame.astype(np.float32)
+    if average is None:
+        return frame
+    change = frame - average
+    local = cv2.blur(np.abs(change).mean(axis=-1), (STEADY_BOX, STEADY_BOX))
+    low, high = STEADY_LEVELS
+    motion = np.clip((local - low) / (high - low), 0, 1)[..., None]
+    return average + (STEADY_MIN_GAIN + (1 - STEADY_MIN_GAIN) * motion) * change
 
 
 def in_background(items, ahead=1):

@@ -2,7 +2,7 @@
 under coloured light, single frames and short clips, and a camera raw file against LibRaw's own
 rendering.
 
-    python -m lab.generalisation [--set experiment=NAME ...]          all three tables for one model
+    python -m lab.generalisation [--set experiment=NAME ...]          the default tables for one model
     python -m lab.generalisation --compare NAME [NAME ...]             held-out tables of several models
                              [--table KEY]                         (published as KEY, else `breadth`)
     python -m lab.generalisation --short-clips NAME [NAME ...]         short-clip tables of several models
@@ -107,11 +107,29 @@ def held_out_results(overrides):
 
 
 def held_out_table(results):
-    lines = head(f"| clips | PSNR | SSIM | MSE(MABD) 1e-3 | {COLOUR_COLUMNS} | linear baseline PSNR | HE baseline PSNR |")
+    lines = head(f"| clips | PSNR | SSIM | MSE(MABD) 1e-3 | motion | flicker (levels) | {COLOUR_COLUMNS} | "
+                 "linear baseline PSNR | HE baseline PSNR |")
     for label, overall in results.items():
         net = overall["network"]
-        lines.append(f"| {label} | {net['psnr']:.2f} | {net['ssim']:.3f} | {net['mse_mabd']:.3f} | {colour_cells(net)} | "
-                     f"{overall['linear']['psnr']:.2f} | {overall['he']['psnr']:.2f} |")
+        lines.append(f"| {label} | {net['psnr']:.2f} | {net['ssim']:.3f} | {net['mse_mabd']:.3f} | {net['motion']:.2f} | "
+                     f"{net['flicker']:.2f} | {colour_cells(net)} | {overall['linear']['psnr']:.2f} | {overall['he']['psnr']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def steady_table(results, overrides):
+    """The test list and the held-out lists again with test.steady off (results in their own
+    folder), beside `results`: how much the output flickers where the scene stands still, and what
+    averaging over time costs or gains elsewhere."""
+    cfg = config.load_config(overrides=overrides)
+    without = [*overrides, "test.steady=false", f"test.result_root={cfg['test']['result_root']}/without_steady"]
+    lists = {"test list": Path(cfg["data"]["lists_dir"]) / "test_list", **held_out_lists(overrides)}
+    lines = head("| clips | PSNR without -> with | SSIM without -> with | motion without -> with | "
+                 "flicker (levels) without -> with | warp err (levels) without -> with |")
+    for label, path in lists.items():
+        off, on = measure(path, without)["network"], results[label]["network"]
+        cells = [f"{off[k]:{f}} -> {on[k]:{f}}" for k, f in
+                 (("psnr", ".2f"), ("ssim", ".3f"), ("motion", ".2f"), ("flicker", ".2f"), ("warp_error", ".2f"))]
+        lines.append(f"| {label} | {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -455,6 +473,7 @@ def main(argv=None):
     results = held_out_results(args.set)
     publish("generalisation", held_out_table(results))
     publish("anchor", anchor_table(results, args.set))
+    publish("steady", steady_table(results, args.set))
     publish("short_clips", short_clip_table(args.set))
     publish("camera_raw", camera_raw_table(args.set))
     publish("saturated_light", saturated_light_table(args.set))

@@ -41,6 +41,8 @@ def make_clip(frames=10, height=20, width=28, seed=0):
 
 
 def tiling_cfg(**changes):
+    """test settings for the tiler's own tests: without test.steady, unless asked, which changes frames after it."""
+    changes = {"steady": False, **changes}
     return config.load_config(overrides=[f"test.{k}={v}" for k, v in changes.items()])["test"]
 
 
@@ -483,6 +485,36 @@ def test_memory_plan_keeps_small_frames_whole_and_tiles_a_24_megapixel_burst():
     assert by_tiles and 128 <= size < 512
     (tile_h, _), (tile_w, _) = (inference.tile_plan(n, size, cfg["overlap_size"], 8) for n in (2000, 3000))
     assert inference.CALL_BYTES + window * tile_h * tile_w * (550 + 3 * 48) <= cfg["memory_gib"] * inference.GIB
+
+
+def test_steady_averages_noise_on_a_still_picture_by_hand():
+    """Re-derived by hand: a still grey frame whose middle frame is 6 levels brighter everywhere
+    (noise-like: a change between 4 and 14 levels lets in 0.2 + 0.8 x 0.2 = 0.36 of it; below 4, 0.2).
+    Forward averages 100, 102.16, 101.73; backward 101.73, 102.16, 100; their means round to
+    101, 102, 101: a 6-level flicker becomes 1."""
+    frames = np.full((3, 12, 12, 3), 100, np.uint8)
+    frames[1] += 6
+    out = np.concatenate([chunk for _, chunk in inference.steady([(0, frames)])])
+    np.testing.assert_array_equal(out[:, 6, 6, 0], [101, 102, 101])
+
+
+def test_steady_keeps_motion_and_streams_each_frame_once_in_order():
+    """A clean pan of a high-contrast pattern (every change far above noise) comes out as it went in;
+    noise on a still picture comes out with at most half its frame-to-frame change; how the clip
+    arrives in chunks changes nothing."""
+    pattern = np.tile(np.repeat(np.uint8([20, 220]), 8), 8)  # stripes 8 pixels wide
+    pan = np.stack([np.broadcast_to(np.roll(pattern, 4 * t)[None, :, None], (16, 128, 3)) for t in range(20)])
+    out = np.concatenate([chunk for _, chunk in inference.steady([(0, pan)])])
+    assert out.shape == pan.shape and np.abs(out.astype(int) - pan).max() <= 1
+    rng = np.random.default_rng(0)
+    still = np.clip(120 + rng.normal(0, 3, (20, 32, 32, 3)), 0, 255).astype(np.uint8)
+    chunks = [list(inference.steady([(first, still[first:first + size]) for first in range(0, 20, size)]))
+              for size in (1, 7, 20)]
+    for steadied in chunks:
+        assert [first for first, _ in steadied] == list(range(0, 20, 4))[:len(steadied)]
+        np.testing.assert_array_equal(np.concatenate([c for _, c in steadied]), np.concatenate([c for _, c in chunks[0]]))
+    out = np.concatenate([c for _, c in chunks[0]]).astype(int)
+    assert np.abs(np.diff(out, axis=0)).mean() < 0.5 * np.abs(np.diff(still.astype(int), axis=0)).mean()
 
 
 def packed_light(rgb):
