@@ -216,7 +216,6 @@ DEFAULTS = {
         "anchor_colour": True,
         # Average the output over time where the picture stands still (inference.steady): the
         # network's residual noise changes every frame and flickers on still, textured scenes.
-        # Not for frames enhanced tile by tile (test.memory_gib), whose few frames would not fit.
         "steady": True,
         # Views of each window enhanced and averaged (views.py): 1 is the window alone; up to 16
         # (2 time directions x 8 flips and transposes) lower the error, each costing one more pass.

@@ -58,6 +58,7 @@ STEADY_LEVELS = (4.0, 14.0)
 STEADY_BOX = 9
 STEADY_MIN_GAIN = 0.2
 STEADY_AHEAD = 4  # the backward average starts at least this many frames on (more changed nothing measured)
+STEADY_BAND_BYTES = 256 * 2**20  # frames enhanced tile by tile are steadied in bands of rows of about this
 GIB = 2**30
 # Peak memory of one network call on a CPU (lab/benchmark.py --sections big): a fixed part, and a part
 # for each packed pixel of each frame in the call, by the layers' compute type.
@@ -174,7 +175,7 @@ class TiledEnhancer:
         if self.photo is not None and len(clip.packed_raw) == 1:
             return self.photo.enhance(clip)
         by_tiles, tile_size = memory_plan(*clip.packed_raw.shape[:3], self.cfg, self.multiple, self.compute_dtype)
-        if by_tiles:  # frames too large to hold the steady step's few in memory
+        if by_tiles:
             return in_background(self._by_tiles(clip, tile_size))
         return in_background(steady(self._finish(clip)) if self.cfg["steady"] else self._finish(clip))
 
@@ -234,10 +235,14 @@ class TiledEnhancer:
             for first, (rgb, _) in self._blend(tile_clip):
                 blend.add(a, b, first, rgb)
             blend.tile_done(a, b)
-        anchored = self.cfg["anchor_colour"] and clip.linear is not None
+        output = blend.output
+        if self.cfg["anchor_colour"] and clip.linear is not None:
+            for f in range(length):
+                output.write(f, anchor_colour(output.read(f, f + 1), clip.linear(raw.read(f, f + 1))))
+        if self.cfg["steady"]:
+            steady_in_bands(output)
         for f in range(length):
-            frame = blend.output.read(f, f + 1)
-            yield f, anchor_colour(frame, clip.linear(raw.read(f, f + 1))) if anchored else frame
+            yield f, output.read(f, f + 1)
 
     def _read(self, clip, start, stop, window_views):
         """Frames [start, stop) of the clip, mirrored at its ends: for each of `window_views`, the
@@ -440,6 +445,23 @@ def steady(chunks, ahead=STEADY_AHEAD):
             chunks.close()
     if frames:
         yield done, both_ways(frames, forwards, len(frames))
+
+
+def steady_in_bands(frames, band_bytes=STEADY_BAND_BYTES):
+    """steady over a whole clip in a DiskFrames, in place, a band of rows at a time (of about
+    `band_bytes` for all frames), each read with a margin of rows above and below before the band
+    above it is written back. A pixel's gate sees its box's rows, whose averages saw theirs, and so
+    on back in time: a margin of two boxes leaves those rows within a level of the whole frame."""
+    length, height, width, _ = frames.shape
+    margin, rows = 2 * STEADY_BOX, max(1, band_bytes // (length * width * 3))
+    tops = list(range(0, height, rows))
+    read = lambda top: frames.read(0, length, slice(max(top - margin, 0), min(top + rows + margin, height)))  # noqa: E731
+    following = read(tops[0])
+    for i, top in enumerate(tops):
+        band, following = following, read(tops[i + 1]) if i + 1 < len(tops) else None
+        steadied = np.concatenate([chunk for _, chunk in steady([(0, band)])])
+        inside = top - max(top - margin, 0)
+        frames.write(0, steadied[:, inside:inside + min(rows, height - top)], slice(top, top + rows))
 
 
 def both_ways(frames, forwards, count):

@@ -456,17 +456,19 @@ def test_a_single_frame_is_scored_without_mabd():
     assert result["chroma_error"] == 0
 
 
-def test_tile_by_tile_through_the_clip_gives_what_whole_frames_give():
+@pytest.mark.parametrize("steady", [False, True])
+def test_tile_by_tile_through_the_clip_gives_what_whole_frames_give(steady):
     """Past test.memory_gib a clip is enhanced tile by tile, each through every window of the clip,
     its input and output in temporary files: through mirrored ends, windows, tiles cut at the
-    frame's edge and the anchor, it must give what the window-by-window path gives with tiles of
-    the same size (up to a level of rounding)."""
+    frame's edge, the anchor and test.steady (on disk, in bands), it must give what the
+    window-by-window path gives with tiles of the same size (up to a level of rounding)."""
     rng = np.random.default_rng(1)
     linear = (rng.random((11, 22, 38, 4)) * 0.6).astype(np.float32)
     identity = lambda x: np.asarray(x, np.float32)  # noqa: E731 - the packed frames are their own linear light
     clip = data.Clip("clip", linear, None, None, identity, identity, identity)
     model = textured_model()
-    cfg = tiling_cfg(tile_frames=6, overlap_frames=2, tile_size=64, overlap_size=4, mirror_frames=3, memory_gib=1e-6)
+    cfg = tiling_cfg(tile_frames=6, overlap_frames=2, tile_size=64, overlap_size=4, mirror_frames=3, memory_gib=1e-6,
+                     steady=steady)
     by_tiles, size = inference.memory_plan(11, 22, 38, cfg, network.size_multiple(model), "float32")
     assert by_tiles and size == 8  # shrunk to the least above the overlap that the U-Net pools evenly
     tiled = run(inference.TiledEnhancer(model, cfg), clip).astype(int)
@@ -515,6 +517,20 @@ def test_steady_keeps_motion_and_streams_each_frame_once_in_order():
         np.testing.assert_array_equal(np.concatenate([c for _, c in steadied]), np.concatenate([c for _, c in chunks[0]]))
     out = np.concatenate([c for _, c in chunks[0]]).astype(int)
     assert np.abs(np.diff(out, axis=0)).mean() < 0.5 * np.abs(np.diff(still.astype(int), axis=0)).mean()
+
+
+def test_steady_in_bands_of_a_file_stays_within_a_level_of_steady_over_whole_frames():
+    """Frames enhanced tile by tile are steadied on disk, a few rows at a time: bands of 3 rows with
+    their margins must give what whole frames in memory give, to a level (float sums in another order)."""
+    rng = np.random.default_rng(2)
+    clip = np.clip(120 + rng.normal(0, 4, (12, 95, 17, 3)), 0, 255).astype(np.uint8)
+    clip[6:, 20:60] = 230  # a change like motion, crossing band borders
+    whole = np.concatenate([chunk for _, chunk in inference.steady([(0, clip)])]).astype(int)
+    frames = inference.DiskFrames(clip.shape, np.uint8)
+    frames.write(0, clip)
+    inference.steady_in_bands(frames, band_bytes=12 * 17 * 3 * 3)
+    banded = frames.read(0, 12).astype(int)
+    assert np.abs(banded - whole).max() <= 1 and (banded != whole).mean() < 0.02  # float rounding: a level
 
 
 def packed_light(rgb):
