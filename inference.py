@@ -18,7 +18,12 @@ has neighbours on both sides, as a middle frame does, instead of copies of itsel
 
 With `test.anchor_colour`, each finished frame is then scaled in linear light, region by region, so
 that its means equal the input's (anchor_colour): the network's output drifts in brightness and
-colour, while the input's means over a region are the scene's.
+colour, while the input's means over a region are the scene's. With `test.steady`, the anchored
+frames are averaged over time where the picture stands still (steady).
+
+Frames too large for a window of them to fit `test.memory_gib` (memory_plan) are enhanced tile by
+tile instead, each tile through every window of the clip, the input and output in temporary files
+(_by_tiles), and anchored and steadied there once the last tile is done.
 
 Four stages overlap, each a step ahead of the next at most: reading and normalising the next
 window (a thread), the network and the blending on the current one (a thread), anchoring and
@@ -455,7 +460,10 @@ def steady_in_bands(frames, band_bytes=STEADY_BAND_BYTES):
     length, height, width, _ = frames.shape
     margin, rows = 2 * STEADY_BOX, max(1, band_bytes // (length * width * 3))
     tops = list(range(0, height, rows))
-    read = lambda top: frames.read(0, length, slice(max(top - margin, 0), min(top + rows + margin, height)))  # noqa: E731
+
+    def read(top):
+        return frames.read(0, length, slice(max(top - margin, 0), min(top + rows + margin, height)))
+
     following = read(tops[0])
     for i, top in enumerate(tops):
         band, following = following, read(tops[i + 1]) if i + 1 < len(tops) else None
