@@ -63,7 +63,7 @@ STEADY_LEVELS = (4.0, 14.0)
 STEADY_BOX = 9
 STEADY_MIN_GAIN = 0.2
 STEADY_AHEAD = 4  # the backward average starts at least this many frames on (more changed nothing measured)
-STEADY_BAND_BYTES = 256 * 2**20  # frames enhanced tile by tile are steadied in bands of rows of about this
+STEADY_BAND_BYTES = 512 * 2**20  # the memory that steadying frames enhanced tile by tile works in, about
 GIB = 2**30
 # Peak memory of one network call on a CPU (lab/benchmark.py --sections big): a fixed part, and a part
 # for each packed pixel of each frame in the call, by the layers' compute type.
@@ -453,12 +453,13 @@ def steady(chunks, ahead=STEADY_AHEAD):
 
 
 def steady_in_bands(frames, band_bytes=STEADY_BAND_BYTES):
-    """steady over a whole clip in a DiskFrames, in place, a band of rows at a time (of about
-    `band_bytes` for all frames), each read with a margin of rows above and below before the band
-    above it is written back. A pixel's gate sees its box's rows, whose averages saw theirs, and so
+    """steady over a whole clip in a DiskFrames, in place, a band of rows at a time (about
+    `band_bytes` of work: the band, the next one and the result as uint8, and steady's float
+    frames), each read with a margin of rows above and below before the band above it is written back. A pixel's gate sees its box's rows, whose averages saw theirs, and so
     on back in time: a margin of two boxes leaves those rows within a level of the whole frame."""
     length, height, width, _ = frames.shape
-    margin, rows = 2 * STEADY_BOX, max(1, band_bytes // (length * width * 3))
+    row_bytes = width * 3 * (3 * length + 4 * (2 * STEADY_AHEAD + 6))  # uint8 bands; float averages and steps
+    margin, rows = 2 * STEADY_BOX, max(1, band_bytes // row_bytes)
     tops = list(range(0, height, rows))
 
     def read(top):

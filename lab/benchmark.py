@@ -49,11 +49,11 @@ import tempfile
 import timeit
 from pathlib import Path
 
+import cli  # before TensorFlow: config.py, which it imports, makes TensorFlow load without its start-up lines
 import numpy as np
 import tensorflow as tf
 
 import checkpoints
-import cli
 import config
 import crops
 import data

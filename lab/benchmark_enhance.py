@@ -25,11 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import cli  # before Keras and TensorFlow: config.py, which it imports, makes TensorFlow load quietly
 import keras
 import numpy as np
 
 import checkpoints
-import cli
 import config
 import data
 import enhance
