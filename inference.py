@@ -65,8 +65,9 @@ STEADY_MIN_GAIN = 0.2
 STEADY_AHEAD = 4  # the backward average starts at least this many frames on (more changed nothing measured)
 STEADY_BAND_BYTES = 512 * 2**20  # the memory that steadying frames enhanced tile by tile works in, about
 GIB = 2**30
-# Peak memory of one network call on a CPU (lab/benchmark.py --sections big): a fixed part, and a part
-# for each packed pixel of each frame in the call, by the layers' compute type.
+# Peak memory of one network call on a CPU (measured on the 2-core EPYC, docs/testing.md "Large
+# frames"): a fixed part, and a part for each packed pixel of each frame in the call, by the
+# layers' compute type.
 CALL_BYTES = 0.65 * GIB
 CALL_BYTES_PER_PIXEL = {"bfloat16": 550, "float16": 550, "float32": 1050}
 WINDOW_COPIES = 3  # float RGB copies of a window that enhancing it holds at once (network, views, blend)
