@@ -89,6 +89,12 @@ def tile_plan(length, max_tile, overlap, multiple=1):
     return tile, [round(i * (length - tile) / (count - 1)) for i in range(count)]
 
 
+def space_plan(length, max_tile, overlap, multiple):
+    """tile_plan over one side of a frame of `length` packed pixels, as a view pads it: up to a
+    multiple of `multiple` (the network's)."""
+    return tile_plan(views.padded_size(length, multiple), max_tile, overlap, multiple)
+
+
 def time_plan(length, test_cfg):
     """(mirror, tile, starts) for a clip of `length` frames: the frames mirrored at each end, then
     tile_plan's windows over the extended clip."""
@@ -120,8 +126,7 @@ def network_calls(frames, height, width, test_cfg, multiple, compute_dtype="floa
     each view mirrored up to a multiple of `multiple` packed pixels first."""
     _, tile, starts = time_plan(frames, test_cfg)
     _, tile_size = memory_plan(frames, height, width, test_cfg, multiple, compute_dtype)
-    (tile_h, tops), (tile_w, lefts) = (tile_plan(views.padded_size(n, multiple), tile_size,
-                                                 test_cfg["overlap_size"], multiple) for n in (height, width))
+    (tile_h, tops), (tile_w, lefts) = (space_plan(n, tile_size, test_cfg["overlap_size"], multiple) for n in (height, width))
     window_views = views.views(view_count(test_cfg, frames), tile)
     return len(window_views) * len(starts) * len(tops) * len(lefts), (tile, tile_h, tile_w)
 
@@ -136,7 +141,7 @@ def memory_plan(frames, height, width, test_cfg, multiple, compute_dtype):
     rgb_bytes = 4 * 3 * 4  # the float RGB of a packed pixel's 2x2 output pixels
 
     def tile_bytes(size):
-        (tile_h, _), (tile_w, _) = (tile_plan(views.padded_size(n, multiple), size, overlap, multiple) for n in (height, width))
+        (tile_h, _), (tile_w, _) = (space_plan(n, size, overlap, multiple) for n in (height, width))
         return CALL_BYTES + window * tile_h * tile_w * (CALL_BYTES_PER_PIXEL[compute_dtype] + WINDOW_COPIES * rgb_bytes)
 
     size = test_cfg["tile_size"]
@@ -227,8 +232,7 @@ class TiledEnhancer:
         memory follows the tile, not the frame; no frame is done before the last tile."""
         length, height, width, _ = clip.packed_raw.shape
         overlap = self.cfg["overlap_size"]
-        rows, cols = (TileAxis(n, *tile_plan(views.padded_size(n, self.multiple), tile_size, overlap, self.multiple), overlap)
-                      for n in (height, width))
+        rows, cols = (TileAxis(n, *space_plan(n, tile_size, overlap, self.multiple), overlap) for n in (height, width))
         raw = DiskFrames(clip.packed_raw.shape, clip.packed_raw.dtype)
         for f in range(length):
             raw.write(f, data.read_frames(clip.packed_raw, f, f + 1))
