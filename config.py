@@ -137,6 +137,10 @@ DEFAULTS = {
         "illuminant_probability": 0.3,
         "illuminant_strength_range": [0.5, 1.0],  # 0: white light, 1: the illuminant's full colour
         "mixed_light_probability": 0.3,  # of the coloured clips
+        # Of the coloured clips, those whose (first) light is a narrow-band one (synthesis.NARROW_ILLUMINANTS:
+        # LEDs, sodium), and of the clips with two lights, those with the second in a pool of the first.
+        "narrow_light_probability": 0.0,
+        "spot_light_probability": 0.0,
     },
     "model": {
         "depth": 3,  # poolings: channels base * 2**level, e.g. 32, 64, 128 and 256 at the bottom
@@ -446,7 +450,8 @@ def _check_synthesis(synth):
             raise ValueError(f"synthesis.{side} must be even and positive (Bayer blocks are 2x2), got {synth[side]}")
     if not 0 <= synth["black_level"] < synth["white_level"] <= 65535:
         raise ValueError("synthesis needs 0 <= black_level < white_level <= 65535")
-    for key in ("colour_augment_probability", "illuminant_probability", "mixed_light_probability"):
+    for key in ("colour_augment_probability", "illuminant_probability", "mixed_light_probability",
+                "narrow_light_probability", "spot_light_probability"):
         if not (_number(synth[key]) and 0 <= synth[key] <= 1):
             raise ValueError(f"synthesis.{key} must be in [0, 1], got {synth[key]!r}")
     for key in ("brightness_mean", "brightness_std", "hue_range"):

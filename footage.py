@@ -216,6 +216,7 @@ def still_layers(path, kind, name, others, synth_cfg):
 
 
 def write_manifest(manifest, path):
+    path.parent.mkdir(parents=True, exist_ok=True)  # a new data.lists_dir
     with atomic_output(path) as tmp:
         tmp.write_text(json.dumps(manifest, indent=1))
     print(f"{path}: {len(manifest)} source files")

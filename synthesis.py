@@ -7,7 +7,7 @@ read noise and row noise, add the black level and quantise to 12 bits in a uint1
 Every parameter is drawn once per clip (per-frame draws would flicker as no real camera does).
 Before that, the scene itself may be changed: its hues rotated and saturation scaled (so that a
 few sources' palette cannot be memorised) and lit by a coloured light (stage blue, sodium orange,
-neon, or two of them across the frame). Both are in the ground truth: the camera's as-shot white
+neon, a narrow-band LED; or two of them, across the frame or one in a pool of the other). Both are in the ground truth: the camera's as-shot white
 balance cancels its own sensor response, not the light, so the network must carry the tint.
 
     python synthesis.py VIDEO_OR_IMAGE [...] [--config FILE] [--set section.key=value ...]
@@ -59,6 +59,13 @@ ILLUMINANTS = {
     "tungsten": [1.0, 0.7, 0.4], "green_neon": [0.3, 1.0, 0.45], "cyan_neon": [0.15, 0.85, 1.0],
     "red_neon": [1.0, 0.2, 0.3],
 }
+# Narrow-band lights (LEDs, low-pressure sodium): nearly one wavelength, so nearly one channel,
+# as saturated as real stage light is (synthesis.narrow_light_probability).
+NARROW_ILLUMINANTS = {
+    "blue_led": [0.0, 0.04, 1.0], "red_led": [1.0, 0.03, 0.0], "green_led": [0.03, 1.0, 0.08],
+    "violet_led": [0.3, 0.0, 1.0], "amber_led": [1.0, 0.3, 0.0], "sodium_lamp": [1.0, 0.42, 0.0],
+}
+SPOT_RADIUS_RANGE = (0.08, 0.25)  # of the frame's width: a pool of the second light over 4-35 % of it
 
 
 @dataclass
@@ -68,6 +75,7 @@ class SceneParams:
     saturation: float  # multiplier
     lights: list  # one or two linear RGB multipliers
     light_direction: float  # radians: with two lights, the direction along which one fades into the other
+    spot: list | None = None  # with two lights, the second as a pool: its centre x, y and radius, of the width
 
 
 def draw_scene_params(rng, synth_cfg):
@@ -75,23 +83,41 @@ def draw_scene_params(rng, synth_cfg):
     if rng.random() < synth_cfg["colour_augment_probability"]:
         hue_shift = float(rng.uniform(-synth_cfg["hue_range"], synth_cfg["hue_range"]))
         saturation = float(rng.uniform(*synth_cfg["saturation_range"]))
-    lights = [[1.0, 1.0, 1.0]]
+    lights, strength = [[1.0, 1.0, 1.0]], 0.0
     if rng.random() < synth_cfg["illuminant_probability"]:
         count = 2 if rng.random() < synth_cfg["mixed_light_probability"] else 1
         names = rng.choice(sorted(ILLUMINANTS), size=count, replace=False)
         strength = rng.uniform(*synth_cfg["illuminant_strength_range"])
-        lights = [(1.0 - strength * (1.0 - np.array(ILLUMINANTS[n]))).tolist() for n in names]
-    return SceneParams(hue_shift, saturation, lights, float(rng.uniform(0, 2 * np.pi)))
+        lights = [tint(ILLUMINANTS[n], strength) for n in names]
+    direction = float(rng.uniform(0, 2 * np.pi))
+    # Drawn after all of the above, so that clips synthesised without them keep every draw they had.
+    if strength and rng.random() < synth_cfg["narrow_light_probability"]:
+        lights[0] = tint(NARROW_ILLUMINANTS[rng.choice(sorted(NARROW_ILLUMINANTS))], strength)
+    spot = None
+    if len(lights) == 2 and rng.random() < synth_cfg["spot_light_probability"]:
+        spot = [float(rng.uniform(0.2, 0.8)), float(rng.uniform(0.2, 0.8)), float(rng.uniform(*SPOT_RADIUS_RANGE))]
+    return SceneParams(hue_shift, saturation, lights, direction, spot)
+
+
+def tint(colour, strength):
+    """A light of `colour` at `strength`: 0 is white, 1 the colour itself."""
+    return (1.0 - strength * (1.0 - np.array(colour))).tolist()
 
 
 def light_map(scene, height, width):
-    """(H, W, 3) linear multipliers: one light everywhere, or two blended across the frame."""
+    """(H, W, 3) linear multipliers: one light everywhere, or two, blended across the frame or the
+    second in a pool (scene.spot)."""
     lights = np.asarray(scene.lights, np.float32)
     if len(lights) == 1:
         return np.broadcast_to(lights[0], (height, width, 3))
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    along = (x / width - 0.5) * np.cos(scene.light_direction) + (y / height - 0.5) * np.sin(scene.light_direction)
-    t = np.clip(along * 2 + 0.5, 0, 1)[..., None]
+    if scene.spot:
+        centre_x, centre_y, radius = scene.spot
+        distance = np.hypot(x / width - centre_x, (y - centre_y * height) / width) / radius
+        t = np.clip((1 - distance) * 4, 0, 1)[..., None]  # the second light within 3/4 of the radius
+    else:
+        along = (x / width - 0.5) * np.cos(scene.light_direction) + (y / height - 0.5) * np.sin(scene.light_direction)
+        t = np.clip(along * 2 + 0.5, 0, 1)[..., None]
     t = t * t * (3 - 2 * t)  # smoothstep: a soft boundary between the lights
     return (1 - t) * lights[0] + t * lights[1]
 

@@ -44,6 +44,49 @@ def test_two_lights_blend_across_the_frame():
     np.testing.assert_allclose(lights[4, -1], [0.2, 0.2, 1.0])
 
 
+def test_narrow_and_pooled_lights_are_drawn_after_and_apart_from_the_others():
+    saturated = {**SYNTH, "illuminant_probability": 1.0, "mixed_light_probability": 0.5,
+                 "narrow_light_probability": 1.0, "spot_light_probability": 1.0}
+    for i in range(40):
+        name = f"clip_{i}"
+        plain = synthesis.draw_scene_params(synthesis.clip_rng(0, name, "scene"), {**saturated, "narrow_light_probability": 0.0,
+                                                                                   "spot_light_probability": 0.0})
+        scene = synthesis.draw_scene_params(synthesis.clip_rng(0, name, "scene"), saturated)
+        # every draw of the plain scene is kept...
+        assert (scene.hue_shift, scene.light_direction, scene.lights[1:]) == (plain.hue_shift, plain.light_direction, plain.lights[1:])
+        # ...but the first light is a narrow one, as strong as the plain one was
+        assert strength(plain.lights[0], synthesis.ILLUMINANTS) == pytest.approx(strength(scene.lights[0], synthesis.NARROW_ILLUMINANTS))
+        assert (scene.spot is not None) == (len(scene.lights) == 2)
+    # ...and so are the draws before the narrow and pooled lights existed (clip_0-2, from commit 409bd24):
+    # data synthesised before stays as it was
+    before = [(0.0, 1.13251, 1), (0.0, 6.249563, 2), (-32.497073, 0.834719, 2)]
+    for i, (hue_shift, direction, count) in enumerate(before):
+        scene = synthesis.draw_scene_params(synthesis.clip_rng(0, f"clip_{i}", "scene"), saturated)
+        assert (scene.hue_shift, scene.light_direction, len(scene.lights)) == pytest.approx((hue_shift, direction, count), abs=1e-6)
+
+
+def strength(light, palette):
+    """The strength s at which tint(colour, s) gives `light`, for the one colour of `palette` that does."""
+    found = set()
+    for colour in palette.values():
+        dim = np.array(colour) < 1
+        ratios = (1 - np.array(light)[dim]) / (1 - np.array(colour)[dim])
+        if np.ptp(ratios) < 1e-9:
+            found.add(round(float(ratios[0]), 9))
+    assert len(found) == 1, (light, found)
+    return found.pop()
+
+
+def test_second_light_in_a_pool():
+    scene = synthesis.SceneParams(0.0, 1.0, [[0.0, 0.04, 1.0], [1.0, 1.0, 1.0]], 0.0, spot=[0.25, 0.5, 0.1])
+    lights = synthesis.light_map(scene, 32, 64)  # the pool: centred at x 16, y 16, radius 6.4 pixels
+    np.testing.assert_allclose(lights[16, 16], [1.0, 1.0, 1.0])  # white in the pool
+    np.testing.assert_allclose(lights[19, 19], [1.0, 1.0, 1.0])  # 4.2 px: 0.66 of the radius, still white
+    np.testing.assert_allclose(lights[16, 23], [0.0, 0.04, 1.0])  # blue from its radius on (7 px)...
+    np.testing.assert_allclose(lights[0, 60], [0.0, 0.04, 1.0])  # ...and everywhere else
+    assert 0.1 < lights[16, 21, 0] < 0.99  # a soft edge between (5 px: 0.78 of the radius)
+
+
 def test_layered_still_moves_in_layers_with_occlusion():
     rng = np.random.default_rng(0)
     background = skimage.data.astronaut()
