@@ -64,7 +64,8 @@ class EpochTimer(keras.callbacks.Callback):
 
 class Checkpoints(keras.callbacks.Callback):
     """The generator's weights: last.weights.h5 after every epoch, best.weights.h5 at the best
-    validation PSNR (with best.json saying when and how good), each written atomically."""
+    validation PSNR, each with a .json saying when and how good (last.json, best.json), each
+    written atomically."""
 
     def __init__(self, folder, generator):
         super().__init__()
@@ -73,12 +74,16 @@ class Checkpoints(keras.callbacks.Callback):
         self.best = json.loads(best.read_text())["val_psnr"] if best.is_file() else -math.inf
 
     def on_epoch_end(self, epoch, logs=None):
-        save_weights(self.generator, self.folder / "last.weights.h5")
+        scores = json.dumps({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}, indent=1)
+        self.save("last", scores)
         if logs.get("val_psnr", -math.inf) > self.best:
             self.best = float(logs["val_psnr"])
-            save_weights(self.generator, self.folder / "best.weights.h5")
-            with atomic_output(self.folder / "best.json") as tmp:
-                tmp.write_text(json.dumps({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}, indent=1))
+            self.save("best", scores)
+
+    def save(self, name, scores):
+        save_weights(self.generator, self.folder / f"{name}.weights.h5")
+        with atomic_output(self.folder / f"{name}.json") as tmp:
+            tmp.write_text(scores)
 
 
 # Validation PSNR this far below the run's best means the weights have collapsed (a loss spike);

@@ -61,8 +61,9 @@ def test_training_lowers_the_loss_and_writes_its_outputs(tiny_data, tmp_path):
     loss = history.history["loss"]
     assert loss[-1] < 0.7 * loss[0], loss
     folder = tmp_path / "learn"
-    for name in ("last.weights.h5", "best.weights.h5", "best.json", "config.yaml", "log.csv", "preview/epoch_006.mp4"):
+    for name in ("last.weights.h5", "last.json", "best.weights.h5", "best.json", "config.yaml", "log.csv", "preview/epoch_006.mp4"):
         assert (folder / name).is_file(), name
+    assert json.loads((folder / "last.json").read_text())["epoch"] == 6
     assert not (folder / "backup").exists()  # a finished run leaves no backup behind
     log = (folder / "log.csv").read_text().splitlines()
     assert {"epoch", "l1", "val_psnr", "epoch_seconds"} <= set(log[0].split(",")) and len(log) == 7
