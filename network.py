@@ -14,13 +14,13 @@ import argparse
 import math
 from pathlib import Path
 
+import config  # before Keras: it makes TensorFlow load without its start-up lines
 import h5py
 import keras
 import numpy as np
 from keras import layers, ops
 
 import cli
-import config
 from atomic import atomic_output
 
 class CropToMatch(layers.Layer):
