@@ -9,13 +9,14 @@ rendering.
                              [--table KEY]                         (published as KEY, else `short_clips_compare`)
     python -m lab.generalisation --views COUNT [COUNT ...]             held-out tables with test.self_ensemble views
     python -m lab.generalisation --noise                               what less of each kind of noise gains
-    python -m lab.generalisation --saturated                           a DNG under saturated LED light against LibRaw
+    python -m lab.generalisation --saturated [--table KEY]             a DNG under saturated LED light against LibRaw
     python -m lab.generalisation --auto-ratio                          the exposure chosen from the frames
 
 The model is the experiment's (else the shipped one, as test.py picks it). The held-out source
 (data.held_out, `bikes` by default) is synthesised again into data.lists_dir/heldout_*: with white
-light and no colour changes at each ratio of RATIOS, and under a coloured light (synthesis.ILLUMINANTS)
-at ratio 200. Tables go to figure/ and between their markers in README.md and docs/.
+light and no colour changes at each ratio of RATIOS, and at ratio 200 under a coloured light
+(synthesis.ILLUMINANTS) and under a narrow-band one (synthesis.NARROW_ILLUMINANTS, half of the clips
+with a pool of a second light). Tables go to figure/ and between their markers in README.md and docs/.
 """
 import argparse
 import dataclasses
@@ -45,6 +46,8 @@ SHORT_FRAMES = (1, 2, 4, 8, 16)
 BURST_FRAMES = 8
 NEUTRAL = {"illuminant_probability": 0.0, "colour_augment_probability": 0.0}
 COLOURED = {"illuminant_probability": 1.0, "colour_augment_probability": 0.0}
+# Narrow-band light (an LED, sodium), half of the clips with a pool of a second light: saturated colour
+NARROW = {**COLOURED, "narrow_light_probability": 1.0, "mixed_light_probability": 0.5, "spot_light_probability": 1.0}
 COLOUR_COLUMNS = "cast R, G, B | chroma err | angle median, p90 (deg)"
 
 
@@ -71,10 +74,12 @@ def white_light_list(ratio, overrides, suffix="", changes=None):
 
 
 def held_out_lists(overrides, ratios=RATIOS):
-    """The held-out source under white light at each of `ratios` and under a coloured light."""
+    """The held-out source under white light at each of `ratios`, under a coloured light and under
+    a narrow-band one."""
     lists = {f"held-out source, ratio {r}": white_light_list(r, overrides) for r in ratios}
-    lists[f"held-out source, coloured light, ratio {COLOURED_RATIO}"] = held_out_list(
-        "coloured", {**COLOURED, "ratio_range": [COLOURED_RATIO, COLOURED_RATIO]}, overrides)
+    at = {"ratio_range": [COLOURED_RATIO, COLOURED_RATIO]}
+    lists[f"held-out source, coloured light, ratio {COLOURED_RATIO}"] = held_out_list("coloured", {**COLOURED, **at}, overrides)
+    lists[f"held-out source, narrow-band light, ratio {COLOURED_RATIO}"] = held_out_list("narrow", {**NARROW, **at}, overrides)
     return lists
 
 
@@ -148,7 +153,7 @@ def anchor_table(results, overrides):
 
 
 def compare_table(experiments, overrides):
-    """Several trained models on the held-out source at the target ratio, white and coloured light."""
+    """Several trained models on the held-out source at the target ratio, white, coloured and narrow-band light."""
     chosen = held_out_lists(overrides, ratios=(TARGET_RATIO,))
     lines = head(f"| model | clips | PSNR | SSIM | MSE(MABD) 1e-3 | {COLOUR_COLUMNS} |")
     for experiment in experiments:
@@ -377,17 +382,20 @@ def libraw_linear(path, bright=1.0):
                                output_color=rawpy.ColorSpace.sRGB).astype(np.float32) / 65535
 
 
-def saturated_light_table(overrides):
+def saturated_light_table(overrides, sheet_path=None):
     """A saturated-light DNG as a photo and as an 8-frame burst, enhanced with and without the
     colour anchor, against LibRaw's rendering of the same scene without noise: the angular error
-    (metrics.angular_errors), the object's own angle and PSNR."""
+    (metrics.angular_errors), the object's own angle and PSNR. With `sheet_path`, a sheet of crops
+    around the object, one row per frame count: LibRaw | with the anchor | without."""
     cfg = config.load_config(overrides=overrides)
     folder = Path(cfg["data"]["lists_dir"]) / "saturated_light_check"
     lines = ["| frames | colour anchor | angular error median, p90 (deg) | the wooden object's angle (deg) | "
              "PSNR against LibRaw |", "| --- | --- | --- | --- | --- |"]
+    rows = []
     for frames in (1, BURST_FRAMES):
         ratio, box = write_saturated_dngs(folder, frames, overrides)
         reference = libraw_linear(folder / "reference" / "frame.dng")
+        panels = [reference]
         for anchor in (True, False):
             cfg, weights = checkpoints.configure([*overrides, f"data.ratio={ratio}", f"test.anchor_colour={anchor}"])
             enhancer = checkpoints.make_enhancer(cfg, weights)
@@ -395,13 +403,33 @@ def saturated_light_table(overrides):
             output = np.concatenate([rgb for _, rgb in enhancer.enhance(clip)])
             ours = synthesis.LEVEL_TO_LINEAR[output[frames // 2]]
             ours = cv2.resize(ours, reference.shape[1::-1], interpolation=cv2.INTER_AREA)  # one raw row, cropped for GBRG
+            panels.append(ours)
             angles = metrics.angular_errors(reference, ours)
             inner = tuple(slice(s.start + OBJECT_MARGIN, s.stop - OBJECT_MARGIN) for s in box)
             wood = metrics.angular_errors(reference[inner].mean(axis=(0, 1))[None, None], ours[inner].mean(axis=(0, 1))[None, None])
             psnr = metrics.psnr(*(to_uint8(synthesis.linear_to_srgb(image))[None] for image in (reference, ours)))[0]
             lines.append(f"| {frames} | {'on' if anchor else 'off'} | {np.median(angles):.2f}, {np.percentile(angles, 90):.2f} | "
                          f"{wood[0]:.1f} | {psnr:.2f} |")
+        rows.append(object_crops(panels, box))
+    if sheet_path:
+        write_sheet(sheet_path, rows)
     return "\n".join(lines) + "\n"
+
+
+def object_crops(panels, box):
+    """The linear frames `panels` cropped to the object's box with half its size around it, side by
+    side in sRGB uint8, 4 white columns apart."""
+    rows, cols = (slice(max(s.start - (s.stop - s.start) // 2, 0), s.stop + (s.stop - s.start) // 2) for s in box)
+    crops = [to_uint8(synthesis.linear_to_srgb(panel[rows, cols])) for panel in panels]
+    gap = np.full((crops[0].shape[0], 4, 3), 255, np.uint8)
+    return np.concatenate([part for crop in crops for part in (crop, gap)][:-1], axis=1)
+
+
+def write_sheet(path, rows):
+    gap = np.full((4, rows[0].shape[1], 3), 255, np.uint8)
+    with atomic_output(path) as tmp:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(np.concatenate([part for row in rows for part in (row, gap)][:-1]), cv2.COLOR_RGB2BGR)):
+            raise OSError(f"{path}: OpenCV could not write it")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -446,8 +474,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--compare", nargs="+", metavar="EXPERIMENT", help="held-out tables of these trained models")
     parser.add_argument("--short-clips", nargs="+", metavar="EXPERIMENT", help="short-clip tables of these trained models")
-    parser.add_argument("--table", help="with --compare or --short-clips: the key the table is published under "
-                                        "(else `breadth`, `short_clips_compare`)")
+    parser.add_argument("--table", help="with --compare, --short-clips or --saturated: the key the table is published "
+                                        "under (else `breadth`, `short_clips_compare`, `saturated_light`)")
     parser.add_argument("--views", nargs="+", type=int, metavar="COUNT",
                         help="held-out tables with these counts of test.self_ensemble views (published as `self_ensemble`)")
     parser.add_argument("--noise", action="store_true",
@@ -467,7 +495,8 @@ def main(argv=None):
     if args.noise:
         return publish("noise", noise_table(args.set))
     if args.saturated:
-        return publish("saturated_light", saturated_light_table(args.set))
+        key = args.table or "saturated_light"
+        return publish(key, saturated_light_table(args.set, Path("figure") / f"{key}_sheet.png"))
     if args.auto_ratio:
         return publish("auto_ratio", auto_ratio_table(args.set))
     results = held_out_results(args.set)
@@ -476,7 +505,7 @@ def main(argv=None):
     publish("steady", steady_table(results, args.set))
     publish("short_clips", short_clip_table(args.set))
     publish("camera_raw", camera_raw_table(args.set))
-    publish("saturated_light", saturated_light_table(args.set))
+    publish("saturated_light", saturated_light_table(args.set, Path("figure") / "saturated_light_sheet.png"))
 
 
 if __name__ == "__main__":
