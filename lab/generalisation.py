@@ -420,15 +420,20 @@ def object_crops(panels, box):
     """The linear frames `panels` cropped to the object's box with half its size around it, side by
     side in sRGB uint8, 4 white columns apart."""
     rows, cols = (slice(max(s.start - (s.stop - s.start) // 2, 0), s.stop + (s.stop - s.start) // 2) for s in box)
-    crops = [to_uint8(synthesis.linear_to_srgb(panel[rows, cols])) for panel in panels]
-    gap = np.full((crops[0].shape[0], 4, 3), 255, np.uint8)
-    return np.concatenate([part for crop in crops for part in (crop, gap)][:-1], axis=1)
+    return spaced([to_uint8(synthesis.linear_to_srgb(panel[rows, cols])) for panel in panels], axis=1)
+
+
+def spaced(images, axis):
+    """uint8 RGB `images` joined along `axis` (0: rows, 1: columns), 4 white pixels apart."""
+    gap_shape = list(images[0].shape)
+    gap_shape[axis] = 4
+    gap = np.full(gap_shape, 255, np.uint8)
+    return np.concatenate([part for image in images for part in (image, gap)][:-1], axis=axis)
 
 
 def write_sheet(path, rows):
-    gap = np.full((4, rows[0].shape[1], 3), 255, np.uint8)
     with atomic_output(path) as tmp:
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(np.concatenate([part for row in rows for part in (row, gap)][:-1]), cv2.COLOR_RGB2BGR)):
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(spaced(rows, axis=0), cv2.COLOR_RGB2BGR)):
             raise OSError(f"{path}: OpenCV could not write it")
 
 
