@@ -457,14 +457,20 @@ def steady(chunks, ahead=STEADY_AHEAD):
         yield done, both_ways(frames, forwards, len(frames))
 
 
+def steady_row_bytes(length, width):
+    """The memory steady_in_bands works in for each row of a band of a `length`-frame clip: the
+    band, the next one and the result as uint8, and steady's float averages and steps."""
+    return width * 3 * (3 * length + 4 * (2 * STEADY_AHEAD + 6))
+
+
 def steady_in_bands(frames, band_bytes=STEADY_BAND_BYTES):
     """steady over a whole clip in a DiskFrames, in place, a band of rows at a time (about
-    `band_bytes` of work: the band, the next one and the result as uint8, and steady's float
-    frames), each read with a margin of rows above and below before the band above it is written back. A pixel's gate sees its box's rows, whose averages saw theirs, and so
-    on back in time: a margin of two boxes leaves those rows within a level of the whole frame."""
+    `band_bytes` of work, steady_row_bytes a row), each read with a margin of rows above and below
+    before the band above it is written back. A pixel's gate sees its box's rows, whose averages
+    saw theirs, and so on back in time: a margin of two boxes leaves those rows within a level of
+    the whole frame."""
     length, height, width, _ = frames.shape
-    row_bytes = width * 3 * (3 * length + 4 * (2 * STEADY_AHEAD + 6))  # uint8 bands; float averages and steps
-    margin, rows = 2 * STEADY_BOX, max(1, band_bytes // row_bytes)
+    margin, rows = 2 * STEADY_BOX, max(1, band_bytes // steady_row_bytes(length, width))
     tops = list(range(0, height, rows))
 
     def read(top):

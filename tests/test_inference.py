@@ -528,7 +528,7 @@ def test_steady_in_bands_of_a_file_stays_within_a_level_of_steady_over_whole_fra
     whole = np.concatenate([chunk for _, chunk in inference.steady([(0, clip)])]).astype(int)
     frames = inference.DiskFrames(clip.shape, np.uint8)
     frames.write(0, clip)
-    inference.steady_in_bands(frames, band_bytes=3 * 17 * 3 * (3 * 12 + 4 * (2 * inference.STEADY_AHEAD + 6)))  # 3 rows
+    inference.steady_in_bands(frames, band_bytes=3 * inference.steady_row_bytes(12, 17))  # 3 rows
     banded = frames.read(0, 12).astype(int)
     assert np.abs(banded - whole).max() <= 1 and (banded != whole).mean() < 0.02  # float rounding: a level
 
